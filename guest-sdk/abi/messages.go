@@ -1,0 +1,338 @@
+package abi
+
+import "fmt"
+
+// ReconcileRequest is what the host passes to wre_reconcile.
+type ReconcileRequest struct {
+	Namespace   string // tag 1; empty for cluster-scoped objects
+	Name        string // tag 2
+	ReconcileID string // tag 3; unique per reconcile, for log correlation
+}
+
+// Tags of ReconcileRequest.
+const (
+	TagReconcileNamespace uint16 = 1
+	TagReconcileName      uint16 = 2
+	TagReconcileID        uint16 = 3
+)
+
+// Marshal encodes m.
+func (m *ReconcileRequest) Marshal() []byte {
+	b := make([]byte, 0, 3*FieldHeaderSize+len(m.Namespace)+len(m.Name)+len(m.ReconcileID))
+	b = appendString(b, TagReconcileNamespace, m.Namespace)
+	b = appendString(b, TagReconcileName, m.Name)
+	return appendString(b, TagReconcileID, m.ReconcileID)
+}
+
+// Unmarshal decodes b into m, replacing its contents.
+func (m *ReconcileRequest) Unmarshal(b []byte) error {
+	*m = ReconcileRequest{}
+	return walk(b, func(tag uint16, val []byte) error {
+		switch tag {
+		case TagReconcileNamespace:
+			m.Namespace = string(val)
+		case TagReconcileName:
+			m.Name = string(val)
+		case TagReconcileID:
+			m.ReconcileID = string(val)
+		}
+		return nil
+	})
+}
+
+// ReconcileResponse is what wre_reconcile returns.
+type ReconcileResponse struct {
+	// RequeueAfterNanos asks for another reconcile after this many nanoseconds
+	// when positive (tag 1, i64).
+	RequeueAfterNanos int64
+	// Failed reports that the reconcile failed; it is true exactly when tag 2 is
+	// present, even with an empty message.
+	Failed bool
+	// Error is the failure message (tag 2).
+	Error string
+	// Terminal marks the failure as not worth retrying (tag 3, bool). A terminal
+	// response without tag 2 still counts as failed.
+	Terminal bool
+}
+
+// Tags of ReconcileResponse.
+const (
+	TagRequeueAfter uint16 = 1
+	TagError        uint16 = 2
+	TagTerminal     uint16 = 3
+)
+
+// Marshal encodes m.
+func (m *ReconcileResponse) Marshal() []byte {
+	var b []byte
+	b = appendUint64(b, TagRequeueAfter, uint64(m.RequeueAfterNanos))
+	if m.Failed || m.Terminal || m.Error != "" {
+		b = appendBytes(b, TagError, []byte(m.Error))
+	}
+	return appendBool(b, TagTerminal, m.Terminal)
+}
+
+// Unmarshal decodes b into m, replacing its contents.
+func (m *ReconcileResponse) Unmarshal(b []byte) error {
+	*m = ReconcileResponse{}
+	err := walk(b, func(tag uint16, val []byte) (err error) {
+		switch tag {
+		case TagRequeueAfter:
+			m.RequeueAfterNanos, err = decodeInt64(tag, val)
+		case TagError:
+			m.Failed, m.Error = true, string(val)
+		case TagTerminal:
+			m.Terminal, err = decodeBool(tag, val)
+		}
+		return err
+	})
+	if m.Terminal {
+		m.Failed = true
+	}
+	return err
+}
+
+// Request is the message a guest passes to wre.call. Which fields an operation
+// reads is listed in docs/abi.md; the others are ignored.
+type Request struct {
+	Group    string // tag 1; "" for the core group
+	Version  string // tag 2
+	Resource string // tag 3; plural lower-case resource, e.g. "deployments"
+	Kind     string // tag 4
+
+	Namespace string // tag 5
+	Name      string // tag 6
+
+	LabelSelector string // tag 7
+	FieldSelector string // tag 8
+	Limit         int64  // tag 9
+	Continue      string // tag 10
+
+	ContentType string // tag 11; of Body
+	Body        []byte // tag 12; an object or a patch
+	PatchType   string // tag 13; one of the Patch* constants
+	// FieldManager, when set, must equal the module's name (tag 14).
+	FieldManager string
+	Force        bool // tag 15; server-side apply: take ownership of conflicting fields
+	DryRun       bool // tag 16
+
+	PreconditionUID             string // tag 17
+	PreconditionResourceVersion string // tag 18
+	PropagationPolicy           string // tag 19; Orphan, Background or Foreground
+
+	// Live asks get and list to read from the API server instead of the cache
+	// (tag 20).
+	Live bool
+	// Accept is the content type wanted for objects in the response (tag 21);
+	// empty means protobuf for built-in types and JSON for the others.
+	Accept string
+
+	EventType    string // tag 22; Normal or Warning
+	EventReason  string // tag 23
+	EventMessage string // tag 24
+}
+
+// Tags of Request.
+const (
+	TagGroup                       uint16 = 1
+	TagVersion                     uint16 = 2
+	TagResource                    uint16 = 3
+	TagKind                        uint16 = 4
+	TagNamespace                   uint16 = 5
+	TagName                        uint16 = 6
+	TagLabelSelector               uint16 = 7
+	TagFieldSelector               uint16 = 8
+	TagLimit                       uint16 = 9
+	TagContinue                    uint16 = 10
+	TagContentType                 uint16 = 11
+	TagBody                        uint16 = 12
+	TagPatchType                   uint16 = 13
+	TagFieldManager                uint16 = 14
+	TagForce                       uint16 = 15
+	TagDryRun                      uint16 = 16
+	TagPreconditionUID             uint16 = 17
+	TagPreconditionResourceVersion uint16 = 18
+	TagPropagationPolicy           uint16 = 19
+	TagLive                        uint16 = 20
+	TagAccept                      uint16 = 21
+	TagEventType                   uint16 = 22
+	TagEventReason                 uint16 = 23
+	TagEventMessage                uint16 = 24
+)
+
+// Marshal encodes m.
+func (m *Request) Marshal() []byte {
+	b := make([]byte, 0, 128+len(m.Body))
+	for _, f := range [...]struct {
+		tag uint16
+		s   string
+	}{
+		{TagGroup, m.Group}, {TagVersion, m.Version}, {TagResource, m.Resource}, {TagKind, m.Kind},
+		{TagNamespace, m.Namespace}, {TagName, m.Name},
+		{TagLabelSelector, m.LabelSelector}, {TagFieldSelector, m.FieldSelector}, {TagContinue, m.Continue},
+		{TagContentType, m.ContentType}, {TagPatchType, m.PatchType}, {TagFieldManager, m.FieldManager},
+		{TagPreconditionUID, m.PreconditionUID}, {TagPreconditionResourceVersion, m.PreconditionResourceVersion},
+		{TagPropagationPolicy, m.PropagationPolicy}, {TagAccept, m.Accept},
+		{TagEventType, m.EventType}, {TagEventReason, m.EventReason}, {TagEventMessage, m.EventMessage},
+	} {
+		b = appendString(b, f.tag, f.s)
+	}
+	b = appendUint64(b, TagLimit, uint64(m.Limit))
+	b = appendBool(b, TagForce, m.Force)
+	b = appendBool(b, TagDryRun, m.DryRun)
+	b = appendBool(b, TagLive, m.Live)
+	if m.Body != nil {
+		b = appendBytes(b, TagBody, m.Body)
+	}
+	return b
+}
+
+// Unmarshal decodes b into m, replacing its contents.
+func (m *Request) Unmarshal(b []byte) error {
+	*m = Request{}
+	strs := map[uint16]*string{
+		TagGroup: &m.Group, TagVersion: &m.Version, TagResource: &m.Resource, TagKind: &m.Kind,
+		TagNamespace: &m.Namespace, TagName: &m.Name,
+		TagLabelSelector: &m.LabelSelector, TagFieldSelector: &m.FieldSelector, TagContinue: &m.Continue,
+		TagContentType: &m.ContentType, TagPatchType: &m.PatchType, TagFieldManager: &m.FieldManager,
+		TagPreconditionUID: &m.PreconditionUID, TagPreconditionResourceVersion: &m.PreconditionResourceVersion,
+		TagPropagationPolicy: &m.PropagationPolicy, TagAccept: &m.Accept,
+		TagEventType: &m.EventType, TagEventReason: &m.EventReason, TagEventMessage: &m.EventMessage,
+	}
+	bools := map[uint16]*bool{TagForce: &m.Force, TagDryRun: &m.DryRun, TagLive: &m.Live}
+	err := walk(b, func(tag uint16, val []byte) (err error) {
+		if p, ok := strs[tag]; ok {
+			*p = string(val)
+			return nil
+		}
+		if p, ok := bools[tag]; ok {
+			*p, err = decodeBool(tag, val)
+			return err
+		}
+		switch tag {
+		case TagLimit:
+			m.Limit, err = decodeInt64(tag, val)
+		case TagBody:
+			m.Body = cloneBytes(val)
+		}
+		return err
+	})
+	if err == nil && m.Limit < 0 {
+		err = fmt.Errorf("%w: negative limit %d", ErrMalformed, m.Limit)
+	}
+	return err
+}
+
+// Status is the outcome of a host call, shaped like metav1.Status.
+type Status struct {
+	Code    int32  // tag 1; an HTTP status code, 200 for success
+	Reason  string // tag 2; a metav1.StatusReason such as "NotFound"
+	Message string // tag 3
+	Group   string // tag 4; details: the group of the object concerned
+	Kind    string // tag 5; details: the kind (or resource) of the object
+	Name    string // tag 6; details: the name of the object
+}
+
+// OK reports whether the status code is 2xx.
+func (s Status) OK() bool { return s.Code >= 200 && s.Code < 300 }
+
+// Response is the message wre.call returns.
+type Response struct {
+	Status
+	ContentType     string   // tag 7; of Body and of every item
+	Body            []byte   // tag 8; the object (get, create, update, patch), or the config
+	Items           [][]byte // tag 9, repeated; the list items in order
+	Continue        string   // tag 10; list: token for the next page
+	ResourceVersion string   // tag 11; list: resource version of the list
+}
+
+// Tags of Response.
+const (
+	TagCode            uint16 = 1
+	TagReason          uint16 = 2
+	TagMessage         uint16 = 3
+	TagDetailsGroup    uint16 = 4
+	TagDetailsKind     uint16 = 5
+	TagDetailsName     uint16 = 6
+	TagRespContentType uint16 = 7
+	TagRespBody        uint16 = 8
+	TagItem            uint16 = 9
+	TagRespContinue    uint16 = 10
+	TagResourceVersion uint16 = 11
+)
+
+// Size returns the length of m.Marshal() without encoding it.
+func (m *Response) Size() int {
+	n := 0
+	for _, s := range [...]string{m.Reason, m.Message, m.Group, m.Kind, m.Name, m.ContentType, m.Continue, m.ResourceVersion} {
+		if s != "" {
+			n += FieldHeaderSize + len(s)
+		}
+	}
+	n += FieldHeaderSize + 8 // code
+	if m.Body != nil {
+		n += FieldHeaderSize + len(m.Body)
+	}
+	for _, it := range m.Items {
+		n += FieldHeaderSize + len(it)
+	}
+	return n
+}
+
+// Marshal encodes m. The code is always written, even when zero.
+func (m *Response) Marshal() []byte {
+	return m.AppendTo(make([]byte, 0, m.Size()))
+}
+
+// AppendTo appends the encoding of m to b, which lets the host encode straight
+// into a buffer of m.Size() bytes.
+func (m *Response) AppendTo(b []byte) []byte {
+	b = appendHeader(b, TagCode, 8)
+	b = append(b, byte(m.Code), byte(m.Code>>8), byte(m.Code>>16), byte(m.Code>>24), 0, 0, 0, 0)
+	b = appendString(b, TagReason, m.Reason)
+	b = appendString(b, TagMessage, m.Message)
+	b = appendString(b, TagDetailsGroup, m.Group)
+	b = appendString(b, TagDetailsKind, m.Kind)
+	b = appendString(b, TagDetailsName, m.Name)
+	b = appendString(b, TagRespContentType, m.ContentType)
+	if m.Body != nil {
+		b = appendBytes(b, TagRespBody, m.Body)
+	}
+	for _, it := range m.Items {
+		b = appendBytes(b, TagItem, it)
+	}
+	b = appendString(b, TagRespContinue, m.Continue)
+	return appendString(b, TagResourceVersion, m.ResourceVersion)
+}
+
+// Unmarshal decodes b into m, replacing its contents. A response without a code
+// is malformed.
+func (m *Response) Unmarshal(b []byte) error {
+	*m = Response{}
+	hasCode := false
+	strs := map[uint16]*string{
+		TagReason: &m.Reason, TagMessage: &m.Message, TagDetailsGroup: &m.Group,
+		TagDetailsKind: &m.Kind, TagDetailsName: &m.Name, TagRespContentType: &m.ContentType,
+		TagRespContinue: &m.Continue, TagResourceVersion: &m.ResourceVersion,
+	}
+	err := walk(b, func(tag uint16, val []byte) (err error) {
+		if p, ok := strs[tag]; ok {
+			*p = string(val)
+			return nil
+		}
+		switch tag {
+		case TagCode:
+			m.Code, err = decodeInt32(tag, val)
+			hasCode = true
+		case TagRespBody:
+			m.Body = cloneBytes(val)
+		case TagItem:
+			m.Items = append(m.Items, cloneBytes(val))
+		}
+		return err
+	})
+	if err == nil && !hasCode {
+		err = fmt.Errorf("%w: response without status code", ErrMalformed)
+	}
+	return err
+}
