@@ -57,11 +57,11 @@ func (m *queueMetrics[T]) done(e *entry[T], now int64) {
 }
 
 // updateUnfinishedWork sets the total and the longest time the items being
-// processed have been running.
-func (m *queueMetrics[T]) updateUnfinishedWork(processing *fifo[T], now int64) {
+// processed, the list starting at head, have been running.
+func (m *queueMetrics[T]) updateUnfinishedWork(st *store[T], head int32, now int64) {
 	var total, oldest float64
-	for e := processing.head; e != nil; e = e.next {
-		age := seconds(now - e.started)
+	for id := head; id != 0; id = st.get(id).next {
+		age := seconds(now - st.get(id).started)
 		total += age
 		oldest = max(oldest, age)
 	}

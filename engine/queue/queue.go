@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"container/heap"
 	"math"
 	"sync"
 	"time"
@@ -18,10 +17,6 @@ const DefaultAgingInterval = time.Second
 // unfinishedWorkUpdatePeriod is how often the unfinished-work gauges are
 // refreshed, the same period as client-go's queue.
 const unfinishedWorkUpdatePeriod = 500 * time.Millisecond
-
-// maxFreeEntries bounds the entries kept for reuse, so a burst does not pin
-// its memory forever.
-const maxFreeEntries = 1024
 
 // Options configures a Queue. The zero value is a usable configuration.
 type Options[T comparable] struct {
@@ -76,15 +71,17 @@ type Queue[T comparable] struct {
 	name    string
 	gauge   func(name string, p Priority) workqueue.GaugeMetric
 
-	// items holds every item the queue knows: queued, processing, or delayed.
-	items      map[T]*entry[T]
-	levels     map[Priority]*level[T]
-	active     []*level[T] // levels with queued items
-	ready      int         // queued items, over all levels
-	processing fifo[T]
-	delayed    delayHeap[T]
-	seq        uint64 // orders delayed items that are due at the same time
-	free       []*entry[T]
+	// items indexes every item the queue knows: queued, processing, or delayed.
+	items      map[T]int32
+	st         store[T]
+	levels     map[Priority]*level
+	levelList  []*level  // by id - 1
+	std        [3]*level // PriorityLow, PriorityNormal, PriorityHigh
+	active     []*level  // levels with queued items
+	ready      int       // queued items, over all levels
+	processing fifo
+	delayed    delayHeap
+	seq        uint64
 
 	shuttingDown bool
 	drain        bool
@@ -95,29 +92,12 @@ type Queue[T comparable] struct {
 	wg       sync.WaitGroup
 }
 
-// entry is the state of one item. It is in at most one list: its level's FIFO
-// while queued, the processing list while a worker holds it.
-type entry[T comparable] struct {
-	item       T
-	prio       Priority  // the priority the item was last added with
-	lvl        *level[T] // the level it is queued in; nil when not queued
-	prev, next *entry[T]
-	at         int64 // when it was queued, in ns since the queue's epoch
-	processing bool
-	dirty      bool // added again while processing
-
-	heapIdx int // index in the delayed heap; -1 when not delayed
-	readyAt int64
-	seq     uint64
-
-	added, started int64 // for metrics: when it was added, when a worker got it
-}
-
 // level is the FIFO of the items queued at one priority. Its items were queued
 // in time order, so its head is the one that has waited longest and ranks first
 // within the level: Get compares only the heads of the levels.
-type level[T comparable] struct {
-	fifo[T]
+type level struct {
+	fifo
+	id     int32 // 1 + index in Queue.levelList
 	prio   Priority
 	offset int64 // prio × aging interval: an item's rank key is at - offset
 	depth  workqueue.GaugeMetric
@@ -141,8 +121,8 @@ func New[T comparable](opts Options[T]) *Queue[T] {
 		aging:   int64(opts.AgingInterval),
 		limiter: opts.RateLimiter,
 		name:    opts.Name,
-		items:   map[T]*entry[T]{},
-		levels:  map[Priority]*level[T]{},
+		items:   map[T]int32{},
+		levels:  map[Priority]*level{},
 		kick:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
@@ -152,8 +132,8 @@ func New[T comparable](opts Options[T]) *Queue[T] {
 		q.metrics = newQueueMetrics[T](opts.MetricsProvider, opts.Name)
 		q.gauge = opts.PriorityDepth
 	}
-	for _, p := range []Priority{PriorityLow, PriorityNormal, PriorityHigh} {
-		q.level(p)
+	for i, p := range []Priority{PriorityLow, PriorityNormal, PriorityHigh} {
+		q.std[i] = q.level(p)
 	}
 	// The ticker and the timer exist before New returns, so that a test's fake
 	// clock sees them before it steps.
@@ -177,18 +157,20 @@ func (q *Queue[T]) Add(item T) {
 // it is queued again at p when the worker calls Done. After ShutDown it does
 // nothing.
 func (q *Queue[T]) AddWithPriority(item T, p Priority) {
+	now := q.now() // outside the lock: reading the clock need not be serialized
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.shuttingDown {
 		return
 	}
-	q.addLocked(q.entry(item), p, q.now())
+	q.addLocked(q.entry(item), p, now)
 }
 
 // AddAfter queues item after d, at the priority it was last added with
 // (PriorityNormal if the queue does not know it). If item is already delayed,
 // the earlier of the two times wins. A d of zero or less adds it at once.
 func (q *Queue[T]) AddAfter(item T, d time.Duration) {
+	now := q.now()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.shuttingDown {
@@ -197,10 +179,10 @@ func (q *Queue[T]) AddAfter(item T, d time.Duration) {
 	if q.metrics != nil {
 		q.metrics.retries.Inc()
 	}
-	e := q.entry(item)
-	now := q.now()
+	id := q.entry(item)
+	e := q.st.get(id)
 	if d <= 0 {
-		q.addLocked(e, e.prio, now)
+		q.addLocked(id, e.prio, now)
 		return
 	}
 	readyAt := int64(math.MaxInt64)
@@ -208,16 +190,16 @@ func (q *Queue[T]) AddAfter(item T, d time.Duration) {
 		readyAt = now + int64(d)
 	}
 	switch {
-	case e.heapIdx < 0:
+	case e.heapPos == 0:
 		e.readyAt = readyAt
 		e.seq = q.seq
 		q.seq++
-		heap.Push(&q.delayed, e)
+		q.st.delayPush(&q.delayed, id)
 	case readyAt < e.readyAt:
 		e.readyAt = readyAt
-		heap.Fix(&q.delayed, e.heapIdx)
+		q.st.delayUp(q.delayed, int(e.heapPos-1))
 	}
-	if e.heapIdx == 0 {
+	if e.heapPos == 1 {
 		select {
 		case q.kick <- struct{}{}:
 		default:
@@ -262,10 +244,11 @@ func (q *Queue[T]) Get() (item T, shutdown bool) {
 	if q.ready == 0 {
 		return item, true
 	}
-	e := q.first()
-	q.unqueue(e)
+	id := q.first()
+	q.unqueue(id)
+	e := q.st.get(id)
 	e.processing = true
-	q.processing.pushBack(e)
+	q.st.pushBack(&q.processing, id)
 	if q.metrics != nil {
 		q.metrics.get(e, q.now())
 	}
@@ -277,8 +260,12 @@ func (q *Queue[T]) Get() (item T, shutdown bool) {
 func (q *Queue[T]) Done(item T) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	e := q.items[item]
-	if e == nil || !e.processing {
+	id, ok := q.items[item]
+	if !ok {
+		return
+	}
+	e := q.st.get(id)
+	if !e.processing {
 		return
 	}
 	var now int64
@@ -289,13 +276,13 @@ func (q *Queue[T]) Done(item T) {
 		q.metrics.done(e, now)
 	}
 	e.processing = false
-	q.processing.remove(e)
+	q.st.unlink(&q.processing, id)
 	if e.dirty {
 		e.dirty = false
-		q.enqueue(e, q.level(e.prio), now)
+		q.enqueue(id, q.level(e.prio), now)
 		q.cond.Signal()
 	} else {
-		q.release(e)
+		q.release(id)
 	}
 	if q.drain && q.ready == 0 && q.processing.n == 0 {
 		q.drained.Broadcast()
@@ -343,9 +330,9 @@ func (q *Queue[T]) shutDown(drain bool) {
 	defer q.mu.Unlock()
 	q.shuttingDown = true
 	q.drain = drain
-	for _, e := range q.delayed {
-		e.heapIdx = -1
-		q.release(e)
+	for _, id := range q.delayed {
+		q.st.get(id).heapPos = 0
+		q.release(id)
 	}
 	q.delayed = q.delayed[:0]
 	q.cond.Broadcast()
@@ -360,48 +347,42 @@ func (q *Queue[T]) now() int64 {
 	return int64(q.clock.Since(q.epoch))
 }
 
-// entry returns item's entry, creating one at PriorityNormal if there is none.
-func (q *Queue[T]) entry(item T) *entry[T] {
-	if e := q.items[item]; e != nil {
-		return e
+// entry returns the id of item's entry, creating one at PriorityNormal if
+// there is none.
+func (q *Queue[T]) entry(item T) int32 {
+	if id, ok := q.items[item]; ok {
+		return id
 	}
-	var e *entry[T]
-	if n := len(q.free); n > 0 {
-		e = q.free[n-1]
-		q.free = q.free[:n-1]
-	} else {
-		e = &entry[T]{}
-	}
-	*e = entry[T]{item: item, heapIdx: -1}
-	q.items[item] = e
-	return e
+	id := q.st.alloc()
+	q.st.get(id).item = item
+	q.items[item] = id
+	return id
 }
 
-// release forgets e once nothing refers to it any more.
-func (q *Queue[T]) release(e *entry[T]) {
-	if e.lvl != nil || e.processing || e.heapIdx >= 0 {
+// release forgets the entry at id once nothing refers to it any more.
+func (q *Queue[T]) release(id int32) {
+	e := q.st.get(id)
+	if e.lvl != 0 || e.processing || e.heapPos != 0 {
 		return
 	}
 	delete(q.items, e.item)
-	*e = entry[T]{}
-	if len(q.free) < maxFreeEntries {
-		q.free = append(q.free, e)
-	}
+	q.st.release(id)
 }
 
-// addLocked marks e as needing processing at priority p.
-func (q *Queue[T]) addLocked(e *entry[T], p Priority, now int64) {
+// addLocked marks the entry at id as needing processing at priority p.
+func (q *Queue[T]) addLocked(id int32, p Priority, now int64) {
+	e := q.st.get(id)
 	switch {
-	case e.lvl != nil:
+	case e.lvl != 0:
 		// Already queued: keep the higher priority, and move the item only if
 		// that ranks it earlier than the aging it has already earned.
 		if p <= e.prio {
 			return
 		}
 		e.prio = p
-		if lvl := q.level(p); now-lvl.offset < e.at-e.lvl.offset {
-			q.unqueue(e)
-			q.enqueue(e, lvl, now)
+		if lvl := q.level(p); now-lvl.offset < e.at-q.levelList[e.lvl-1].offset {
+			q.unqueue(id)
+			q.enqueue(id, lvl, now)
 		}
 	case e.processing:
 		if e.dirty {
@@ -418,21 +399,35 @@ func (q *Queue[T]) addLocked(e *entry[T], p Priority, now int64) {
 		if q.metrics != nil {
 			q.metrics.add(e, now)
 		}
-		q.enqueue(e, q.level(p), now)
+		q.enqueue(id, q.level(p), now)
 		q.cond.Signal()
 	}
 }
 
 // promoteLocked adds the delayed items that are due at now.
 func (q *Queue[T]) promoteLocked(now int64) {
-	for len(q.delayed) > 0 && q.delayed[0].readyAt <= now {
-		e := heap.Pop(&q.delayed).(*entry[T])
-		q.addLocked(e, e.prio, now)
+	for len(q.delayed) > 0 && q.st.get(q.delayed[0]).readyAt <= now {
+		id := q.st.delayPop(&q.delayed)
+		q.addLocked(id, q.st.get(id).prio, now)
 	}
 }
 
 // level returns the level of priority p, creating it on first use.
-func (q *Queue[T]) level(p Priority) *level[T] {
+func (q *Queue[T]) level(p Priority) *level {
+	switch p {
+	case PriorityLow:
+		if q.std[0] != nil {
+			return q.std[0]
+		}
+	case PriorityNormal:
+		if q.std[1] != nil {
+			return q.std[1]
+		}
+	case PriorityHigh:
+		if q.std[2] != nil {
+			return q.std[2]
+		}
+	}
 	if l := q.levels[p]; l != nil {
 		return l
 	}
@@ -444,19 +439,26 @@ func (q *Queue[T]) level(p Priority) *level[T] {
 	} else if p < 0 {
 		offset = -limit
 	}
-	l := &level[T]{prio: p, offset: offset, index: -1}
+	l := &level{id: int32(len(q.levelList) + 1), prio: p, offset: offset, index: -1}
 	if q.gauge != nil {
 		l.depth = q.gauge(q.name, p)
 	}
 	q.levels[p] = l
+	q.levelList = append(q.levelList, l)
 	return l
 }
 
-// enqueue appends e to lvl, as queued at now.
-func (q *Queue[T]) enqueue(e *entry[T], lvl *level[T], now int64) {
-	e.lvl = lvl
+// enqueue appends the entry at id to lvl, as queued at now.
+func (q *Queue[T]) enqueue(id int32, lvl *level, now int64) {
+	if lvl.tail != 0 {
+		// now was read outside the lock and may trail the tail by a little;
+		// keep the level in time order.
+		now = max(now, q.st.get(lvl.tail).at)
+	}
+	e := q.st.get(id)
+	e.lvl = lvl.id
 	e.at = now
-	lvl.pushBack(e)
+	q.st.pushBack(&lvl.fifo, id)
 	q.ready++
 	if lvl.index < 0 {
 		lvl.index = len(q.active)
@@ -467,11 +469,12 @@ func (q *Queue[T]) enqueue(e *entry[T], lvl *level[T], now int64) {
 	}
 }
 
-// unqueue removes e from its level.
-func (q *Queue[T]) unqueue(e *entry[T]) {
-	lvl := e.lvl
-	lvl.remove(e)
-	e.lvl = nil
+// unqueue removes the entry at id from its level.
+func (q *Queue[T]) unqueue(id int32) {
+	e := q.st.get(id)
+	lvl := q.levelList[e.lvl-1]
+	q.st.unlink(&lvl.fifo, id)
+	e.lvl = 0
 	q.ready--
 	if lvl.n == 0 {
 		last := q.active[len(q.active)-1]
@@ -488,16 +491,17 @@ func (q *Queue[T]) unqueue(e *entry[T]) {
 // first returns the queued item with the highest effective priority. Ordering
 // by at - offset is ordering by priority + waited/aging, and it does not change
 // as time passes, so only the head of each level needs to be looked at.
-func (q *Queue[T]) first() *entry[T] {
-	best := q.active[0].head
+func (q *Queue[T]) first() int32 {
+	best := q.active[0]
+	bestAt := q.st.get(best.head).at
 	for _, lvl := range q.active[1:] {
-		e := lvl.head
-		k, bk := e.at-lvl.offset, best.at-best.lvl.offset
-		if k < bk || (k == bk && e.at < best.at) {
-			best = e
+		at := q.st.get(lvl.head).at
+		k, bk := at-lvl.offset, bestAt-best.offset
+		if k < bk || (k == bk && at < bestAt) {
+			best, bestAt = lvl, at
 		}
 	}
-	return best
+	return best.head
 }
 
 // run fires delayed items and refreshes the unfinished-work metrics until the
@@ -542,7 +546,7 @@ func (q *Queue[T]) promoteDue() (next int64, ok bool) {
 	if len(q.delayed) == 0 {
 		return 0, false
 	}
-	return q.delayed[0].readyAt, true
+	return q.st.get(q.delayed[0]).readyAt, true
 }
 
 // resetTimer re-arms t to fire after d, dropping a tick it may have left
@@ -560,5 +564,5 @@ func resetTimer(t clock.Timer, d time.Duration) {
 func (q *Queue[T]) updateUnfinishedWork() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.metrics.updateUnfinishedWork(&q.processing, q.now())
+	q.metrics.updateUnfinishedWork(&q.st, q.processing.head, q.now())
 }
