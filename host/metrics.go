@@ -1,0 +1,94 @@
+package host
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wre-dev/wre/guest-sdk/abi"
+)
+
+// Trap reasons, the values of the reason label of wre_guest_traps_total.
+const (
+	TrapTimeout  = "timeout"  // the per-reconcile timeout stopped the guest
+	TrapCanceled = "canceled" // the caller's context was canceled (shutdown)
+	TrapOOM      = "oom"      // linear memory would have grown past the cap
+	TrapPanic    = "panic"    // the guest's runtime reported a panic or fatal error
+	TrapExit     = "exit"     // the guest called proc_exit
+	TrapWasm     = "trap"     // a WebAssembly trap: unreachable, out of bounds, …
+	TrapProtocol = "protocol" // the guest broke the ABI (bad reconcile response, bad allocation)
+	TrapInit     = "init"     // instantiation or _initialize failed
+)
+
+var trapReasons = []string{TrapTimeout, TrapCanceled, TrapOOM, TrapPanic, TrapExit, TrapWasm, TrapProtocol, TrapInit}
+
+var allOps = []abi.Op{
+	abi.OpGet, abi.OpList, abi.OpCreate, abi.OpUpdate, abi.OpPatch, abi.OpDelete,
+	abi.OpStatusUpdate, abi.OpStatusPatch, abi.OpEvent, abi.OpConfig,
+}
+
+// Metrics are the Prometheus collectors of the host. One value serves every
+// module of a Runtime; series are labelled by module name.
+type Metrics struct {
+	HostCalls        *prometheus.CounterVec   // wre_host_calls_total{module,op,code}
+	HostCallDuration *prometheus.HistogramVec // wre_host_call_duration_seconds{module,op}
+	GuestTraps       *prometheus.CounterVec   // wre_guest_traps_total{module,reason}
+	Instances        *prometheus.GaugeVec     // wre_module_instances{module}
+	GuestMemory      *prometheus.GaugeVec     // wre_guest_memory_bytes{module}
+	CompileSeconds   prometheus.Histogram     // wre_module_compile_seconds
+}
+
+// NewMetrics creates the host collectors and registers them with reg; a nil reg
+// leaves them unregistered. It fails when a collector of the same name is
+// already registered.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		HostCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wre_host_calls_total",
+			Help: "Host calls made by guests, by operation and resulting status code (403 = denied by permissions).",
+		}, []string{"module", "op", "code"}),
+		HostCallDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wre_host_call_duration_seconds",
+			Help:    "Time the host spent serving a host call, including API server round trips.",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10),
+		}, []string{"module", "op"}),
+		GuestTraps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wre_guest_traps_total",
+			Help: "Reconciles that ended with a discarded instance, by reason (timeout, oom, panic, trap, exit, protocol, init, canceled).",
+		}, []string{"module", "reason"}),
+		Instances: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wre_module_instances",
+			Help: "Live instances of a module (idle and busy).",
+		}, []string{"module"}),
+		GuestMemory: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wre_guest_memory_bytes",
+			Help: "Linear memory held by the live instances of a module.",
+		}, []string{"module"}),
+		CompileSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "wre_module_compile_seconds",
+			Help:    "Time to compile a module, including loading it from the compilation cache.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.HostCalls, m.HostCallDuration, m.GuestTraps, m.Instances, m.GuestMemory, m.CompileSeconds} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// initModule creates the series of a module up front, so dashboards and alerts
+// see zeros rather than absent series.
+func (m *Metrics) initModule(module string) {
+	for _, op := range allOps {
+		m.HostCalls.WithLabelValues(module, op.String(), "200")
+		m.HostCalls.WithLabelValues(module, op.String(), "403")
+		m.HostCallDuration.WithLabelValues(module, op.String())
+	}
+	for _, r := range trapReasons {
+		m.GuestTraps.WithLabelValues(module, r)
+	}
+	m.Instances.WithLabelValues(module)
+	m.GuestMemory.WithLabelValues(module)
+}

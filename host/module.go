@@ -1,0 +1,374 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/tetratelabs/wazero/api"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+
+	"github.com/wre-dev/wre/engine/reconcile"
+	"github.com/wre-dev/wre/guest-sdk/abi"
+)
+
+// Defaults of ModuleOptions.
+const (
+	DefaultConcurrency              = 1
+	DefaultReconcileTimeout         = 30 * time.Second
+	DefaultMemoryLimitBytes         = 128 << 20
+	DefaultMaxReconcilesPerInstance = 10000
+	DefaultIdleTimeout              = 5 * time.Minute
+)
+
+// ModuleOptions configure one running module.
+type ModuleOptions struct {
+	// Name identifies the module in metrics, logs and events, and is the field
+	// manager of its writes. Required.
+	Name string
+	// Permissions are checked on every host call. Defaults to none: every
+	// object call is denied.
+	Permissions Permissions
+	// Concurrency is the number of instances, hence of reconciles running at
+	// once. Defaults to DefaultConcurrency (1).
+	Concurrency int
+	// ReconcileTimeout stops a reconcile, even one spinning in a loop. Defaults
+	// to DefaultReconcileTimeout (30s).
+	ReconcileTimeout time.Duration
+	// MemoryLimitBytes caps the linear memory of each instance. Defaults to
+	// DefaultMemoryLimitBytes (128 MiB); at most 4 GiB.
+	MemoryLimitBytes uint64
+	// MaxReconcilesPerInstance recycles an instance after that many
+	// reconciles, returning its memory (linear memory never shrinks). Defaults
+	// to DefaultMaxReconcilesPerInstance (10000).
+	MaxReconcilesPerInstance int
+	// IdleTimeout discards instances unused for that long. Defaults to
+	// DefaultIdleTimeout (5m).
+	IdleTimeout time.Duration
+	// Config is returned by the config host call. Defaults to empty.
+	Config []byte
+	// ConfigContentType is the content type of Config. Defaults to
+	// "application/json".
+	ConfigContentType string
+	// Client serves live reads and all writes. Required.
+	Client dynamic.Interface
+	// Cache serves reads of cached resources. Defaults to nil: every read is live.
+	Cache Cache
+	// Recorder records the events of guests and of trapped reconciles.
+	// Defaults to one that drops them.
+	Recorder record.EventRecorder
+	// Primary is the resource the module reconciles; events about "the
+	// reconciled object" refer to it. Required.
+	Primary schema.GroupVersionResource
+	// PrimaryKind is the kind of Primary. Required.
+	PrimaryKind string
+	// Clock tells idle time. Defaults to the real clock.
+	Clock clock.WithTicker
+}
+
+// Module runs one compiled module as a reconcile.Reconciler, with a pool of
+// instances. It is safe for concurrent use.
+type Module struct {
+	rt       *Runtime
+	compiled *CompiledModule
+	opts     ModuleOptions
+	log      logr.Logger
+	slots    chan struct{} // one token per instance that may exist
+
+	mu     sync.Mutex
+	idle   []*instance // most recently used last
+	live   int
+	closed bool
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+var _ reconcile.Reconciler = (*Module)(nil)
+
+// NewModule prepares a module for reconciling. Instances are created lazily.
+// The compiled module must stay open while the Module runs.
+func (rt *Runtime) NewModule(ctx context.Context, compiled *CompiledModule, opts ModuleOptions) (*Module, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, fmt.Errorf("new module %q: %w", opts.Name, err)
+	}
+	if min := compiled.entry.minBytes; min > opts.MemoryLimitBytes {
+		return nil, fmt.Errorf("new module %q: initial memory of %d bytes exceeds the limit of %d bytes", opts.Name, min, opts.MemoryLimitBytes)
+	}
+	m := &Module{
+		rt: rt, compiled: compiled, opts: opts,
+		log:   rt.opts.Logger.WithValues("module", opts.Name),
+		slots: make(chan struct{}, opts.Concurrency),
+		stop:  make(chan struct{}), done: make(chan struct{}),
+	}
+	rt.opts.Metrics.initModule(opts.Name)
+	go m.reapIdle()
+	return m, nil
+}
+
+func (o *ModuleOptions) defaults() error {
+	switch {
+	case o.Name == "":
+		return errors.New("name is required")
+	case o.Client == nil:
+		return errors.New("client is required")
+	case o.Primary.Resource == "" || o.PrimaryKind == "":
+		return errors.New("primary resource and kind are required")
+	case o.MemoryLimitBytes > 1<<32:
+		return fmt.Errorf("memory limit %d exceeds 4 GiB", o.MemoryLimitBytes)
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.ReconcileTimeout <= 0 {
+		o.ReconcileTimeout = DefaultReconcileTimeout
+	}
+	if o.MemoryLimitBytes == 0 {
+		o.MemoryLimitBytes = DefaultMemoryLimitBytes
+	}
+	if o.MaxReconcilesPerInstance <= 0 {
+		o.MaxReconcilesPerInstance = DefaultMaxReconcilesPerInstance
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.ConfigContentType == "" {
+		o.ConfigContentType = abi.ContentTypeJSON
+	}
+	if o.Recorder == nil {
+		o.Recorder = &record.FakeRecorder{}
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	return nil
+}
+
+// Name returns the module's name.
+func (m *Module) Name() string { return m.opts.Name }
+
+// Reconcile runs wre_reconcile in an instance. A trap, panic, timeout, memory
+// exhaustion or ABI violation fails only this reconcile: the instance is
+// discarded, wre_guest_traps_total counts the reason and a Warning event is
+// recorded on the object.
+func (m *Module) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.opts.ReconcileTimeout)
+	defer cancel()
+	id := string(uuid.NewUUID())
+	st := &callState{m: m, reconciling: true, ns: req.Namespace, name: req.Name,
+		log: m.log.WithValues("reconcileID", id, "object", req.String())}
+	ctx = context.WithValue(ctx, callKey{}, st)
+
+	inst, err := m.acquire(ctx)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	st.inst = inst
+	inst.stdout.reconcileID.Store(id)
+	inst.stderr.reconcileID.Store(id)
+	res, err := m.run(ctx, inst, req, id)
+	if err != nil {
+		reason := inst.classify(err)
+		m.release(ctx, inst, false)
+		m.rt.opts.Metrics.GuestTraps.WithLabelValues(m.opts.Name, reason).Inc()
+		m.recordTrap(req, reason, err)
+		return reconcile.Result{}, fmt.Errorf("module %q: reconcile %s: %s: %w", m.opts.Name, req, reason, err)
+	}
+	m.release(ctx, inst, true)
+	if res.Failed {
+		err := errors.New(res.Error)
+		if res.Terminal {
+			err = reconcile.TerminalError(err)
+		}
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{RequeueAfter: time.Duration(max(res.RequeueAfterNanos, 0))}, nil
+}
+
+// run passes the request to wre_reconcile and decodes its response. An error
+// means the instance must be discarded.
+func (m *Module) run(ctx context.Context, inst *instance, req reconcile.Request, id string) (res abi.ReconcileResponse, err error) {
+	defer func() {
+		// write panics with *protocolError when called outside a guest call.
+		if r := recover(); r != nil {
+			if e, ok := r.(error); ok {
+				err = e
+				return
+			}
+			panic(r)
+		}
+	}()
+	inst.uses++
+	msg := (&abi.ReconcileRequest{Namespace: req.Namespace, Name: req.Name, ReconcileID: id}).Marshal()
+	ptr, n := abi.Unpack(inst.write(ctx, msg))
+	stack := []uint64{api.EncodeU32(ptr), api.EncodeU32(n)}
+	if err := inst.reconcile.CallWithStack(ctx, stack); err != nil {
+		return res, err
+	}
+	if stack[0] == 0 {
+		return res, nil
+	}
+	ptr, n = abi.Unpack(stack[0])
+	if int(n) > m.rt.opts.MaxMessageSize {
+		return res, &protocolError{fmt.Sprintf("reconcile response of %d bytes exceeds the maximum message size %d", n, m.rt.opts.MaxMessageSize)}
+	}
+	b, ok := read(inst.mod, ptr, n)
+	if !ok {
+		return res, &protocolError{fmt.Sprintf("reconcile response (%#x, %d) is outside memory of %d bytes", ptr, n, inst.mod.Memory().Size())}
+	}
+	if err := res.Unmarshal(b); err != nil {
+		return res, &protocolError{fmt.Sprintf("reconcile response: %v", err)}
+	}
+	if err := inst.free.CallWithStack(ctx, []uint64{api.EncodeU32(ptr)}); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func (m *Module) recordTrap(req reconcile.Request, reason string, err error) {
+	ref := &corev1.ObjectReference{
+		APIVersion: m.opts.Primary.GroupVersion().String(), Kind: m.opts.PrimaryKind,
+		Namespace: req.Namespace, Name: req.Name,
+	}
+	m.opts.Recorder.Eventf(ref, corev1.EventTypeWarning, "ReconcileTrapped",
+		"module %s: reconcile failed (%s), instance discarded: %s", m.opts.Name, reason, firstLine(err.Error()))
+}
+
+func firstLine(s string) string {
+	for i := range len(s) {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// acquire returns an idle instance or creates one, waiting while all
+// Concurrency instances are busy.
+func (m *Module) acquire(ctx context.Context) (*instance, error) {
+	select {
+	case m.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("module %q: wait for an instance: %w", m.opts.Name, ctx.Err())
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		<-m.slots
+		return nil, fmt.Errorf("module %q: closed", m.opts.Name)
+	}
+	m.evictIdleLocked(ctx)
+	if n := len(m.idle); n > 0 {
+		inst := m.idle[n-1]
+		m.idle = m.idle[:n-1]
+		m.mu.Unlock()
+		return inst, nil
+	}
+	m.live++
+	m.mu.Unlock()
+	m.rt.opts.Metrics.Instances.WithLabelValues(m.opts.Name).Inc()
+
+	inst, err := m.newInstance(ctx)
+	if err != nil {
+		m.mu.Lock()
+		m.live--
+		m.mu.Unlock()
+		m.rt.opts.Metrics.Instances.WithLabelValues(m.opts.Name).Dec()
+		<-m.slots
+		m.rt.opts.Metrics.GuestTraps.WithLabelValues(m.opts.Name, TrapInit).Inc()
+		return nil, fmt.Errorf("module %q: instantiate: %w", m.opts.Name, err)
+	}
+	return inst, nil
+}
+
+// release returns inst to the pool, or discards it when it is unhealthy, used
+// up, or the module is closed.
+func (m *Module) release(ctx context.Context, inst *instance, healthy bool) {
+	inst.lastUsed = m.opts.Clock.Now()
+	m.mu.Lock()
+	keep := healthy && !m.closed && inst.uses < m.opts.MaxReconcilesPerInstance
+	if keep {
+		m.idle = append(m.idle, inst)
+	} else {
+		m.live--
+	}
+	m.mu.Unlock()
+	if !keep {
+		m.discard(ctx, inst)
+	}
+	<-m.slots
+}
+
+func (m *Module) discard(ctx context.Context, inst *instance) {
+	inst.close(ctx)
+	m.rt.opts.Metrics.Instances.WithLabelValues(m.opts.Name).Dec()
+}
+
+// evictIdleLocked discards instances idle for longer than IdleTimeout.
+func (m *Module) evictIdleLocked(ctx context.Context) {
+	deadline := m.opts.Clock.Now().Add(-m.opts.IdleTimeout)
+	keep := m.idle[:0]
+	for _, inst := range m.idle {
+		if inst.lastUsed.After(deadline) {
+			keep = append(keep, inst)
+			continue
+		}
+		m.live--
+		m.discard(ctx, inst)
+	}
+	clear(m.idle[len(keep):])
+	m.idle = keep
+}
+
+// reapIdle evicts idle instances periodically, so an unused module gives its
+// memory back without waiting for its next reconcile.
+func (m *Module) reapIdle() {
+	defer close(m.done)
+	t := m.opts.Clock.NewTicker(m.opts.IdleTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C():
+			m.mu.Lock()
+			m.evictIdleLocked(context.Background())
+			m.mu.Unlock()
+		}
+	}
+}
+
+// Instances returns the number of live instances, idle and busy.
+func (m *Module) Instances() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.live
+}
+
+// Close discards idle instances and stops new reconciles; busy instances are
+// discarded when their reconcile ends. Closing twice is a no-op.
+func (m *Module) Close(ctx context.Context) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	idle := m.idle
+	m.idle = nil
+	m.live -= len(idle)
+	m.mu.Unlock()
+	close(m.stop)
+	<-m.done
+	for _, inst := range idle {
+		m.discard(ctx, inst)
+	}
+	return nil
+}

@@ -1,0 +1,271 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/wre-dev/wre/guest-sdk/abi"
+)
+
+// DefaultMaxMessageSize is the largest message that crosses the ABI boundary
+// unless RuntimeOptions.MaxMessageSize says otherwise.
+const DefaultMaxMessageSize = 16 << 20
+
+// RuntimeOptions configure a Runtime.
+type RuntimeOptions struct {
+	// CacheDir holds compiled machine code across restarts, keyed by the
+	// module bytes and the wazero version. Defaults to "" (compile in memory only).
+	CacheDir string
+	// MaxMessageSize bounds every message in either direction. Defaults to
+	// DefaultMaxMessageSize (16 MiB).
+	MaxMessageSize int
+	// Metrics receives the host metrics. Defaults to a set that is registered
+	// nowhere.
+	Metrics *Metrics
+	// Logger receives guest logs and host diagnostics. Defaults to logr.Discard().
+	Logger logr.Logger
+
+	// noCloseOnContextDone switches off the timeout check in guest loops; only
+	// the benchmark that measures its cost sets it.
+	noCloseOnContextDone bool
+}
+
+// Runtime compiles and runs reconciler modules. It is safe for concurrent use.
+type Runtime struct {
+	opts  RuntimeOptions
+	wz    wazero.Runtime
+	cache wazero.CompilationCache
+	wasi  map[string]api.FunctionDefinition
+
+	mu       sync.Mutex
+	compiled map[string]*compiledEntry // by digest
+	closed   bool
+}
+
+type compiledEntry struct {
+	digest   string
+	wz       wazero.CompiledModule
+	version  *abiVersion
+	hasInit  bool
+	minBytes uint64 // initial linear memory
+	refs     int
+}
+
+// NewRuntime creates a Runtime: a wazero runtime with the wre and WASI host
+// modules, and the compilation cache.
+func NewRuntime(ctx context.Context, opts RuntimeOptions) (*Runtime, error) {
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if opts.Logger.GetSink() == nil {
+		opts.Logger = logr.Discard()
+	}
+	if opts.Metrics == nil {
+		m, err := NewMetrics(nil)
+		if err != nil {
+			return nil, err
+		}
+		opts.Metrics = m
+	}
+	var cache wazero.CompilationCache
+	if opts.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("open compilation cache %q: %w", opts.CacheDir, err)
+		}
+		cache = c
+	} else {
+		cache = wazero.NewCompilationCache()
+	}
+	cfg := wazero.NewRuntimeConfig().
+		WithCompilationCache(cache).
+		WithCloseOnContextDone(!opts.noCloseOnContextDone).
+		WithCoreFeatures(api.CoreFeaturesV2)
+	rt := &Runtime{opts: opts, cache: cache, wz: wazero.NewRuntimeWithConfig(ctx, cfg), compiled: map[string]*compiledEntry{}}
+	if err := rt.instantiateHostModules(ctx); err != nil {
+		_ = rt.wz.Close(ctx)
+		_ = cache.Close(ctx)
+		return nil, err
+	}
+	return rt, nil
+}
+
+func (rt *Runtime) instantiateHostModules(ctx context.Context) error {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt.wz); err != nil {
+		return fmt.Errorf("instantiate WASI: %w", err)
+	}
+	rt.wasi = rt.wz.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions()
+	b := rt.wz.NewHostModuleBuilder(abi.ImportModule)
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(rt.hostCall), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI64}).
+		WithParameterNames("op", "req_ptr", "req_len").
+		Export(abi.ImportCall)
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(rt.hostLog), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
+		WithParameterNames("level", "ptr", "len").
+		Export(abi.ImportLog)
+	if _, err := b.Instantiate(ctx); err != nil {
+		return fmt.Errorf("instantiate host module %q: %w", abi.ImportModule, err)
+	}
+	return nil
+}
+
+// CompiledModule is validated, compiled code of one module, shared by every
+// Module made from it. Close it when no new Module will be made from it.
+type CompiledModule struct {
+	name  string
+	rt    *Runtime
+	entry *compiledEntry
+	once  sync.Once
+}
+
+// Name returns the name the module was compiled under.
+func (c *CompiledModule) Name() string { return c.name }
+
+// Digest returns the hex SHA-256 of the module bytes.
+func (c *CompiledModule) Digest() string { return c.entry.digest }
+
+// ABIVersion returns the marker export of the module, e.g. "wre_abi_v1".
+func (c *CompiledModule) ABIVersion() string { return c.entry.version.marker }
+
+// Close releases the compiled code once no other CompiledModule of the same
+// bytes remains. Modules made from it keep working until they are closed.
+// Closing twice is a no-op.
+func (c *CompiledModule) Close(ctx context.Context) error {
+	var err error
+	c.once.Do(func() { err = c.rt.release(ctx, c.entry) })
+	return err
+}
+
+// Compile validates and compiles wasm, or reuses the compiled code of identical
+// bytes. It refuses a module whose ABI marker, exports or imports this host does
+// not support, naming each problem.
+func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*CompiledModule, error) {
+	sum := sha256.Sum256(wasm)
+	digest := hex.EncodeToString(sum[:])
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.closed {
+		return nil, fmt.Errorf("compile module %q: runtime closed", name)
+	}
+	e, ok := rt.compiled[digest]
+	if !ok {
+		start := time.Now()
+		wz, err := rt.wz.CompileModule(ctx, wasm)
+		if err != nil {
+			return nil, fmt.Errorf("compile module %q: %w", name, err)
+		}
+		rt.opts.Metrics.CompileSeconds.Observe(time.Since(start).Seconds())
+		e, err = rt.validate(wz)
+		if err != nil {
+			_ = wz.Close(ctx)
+			return nil, fmt.Errorf("compile module %q: %w", name, err)
+		}
+		e.digest = digest
+		rt.compiled[digest] = e
+	}
+	e.refs++
+	return &CompiledModule{name: name, rt: rt, entry: e}, nil
+}
+
+func (rt *Runtime) release(ctx context.Context, e *compiledEntry) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if e.refs--; e.refs > 0 || rt.closed {
+		return nil
+	}
+	delete(rt.compiled, e.digest)
+	return e.wz.Close(ctx)
+}
+
+// Close closes every module instance, all compiled code and the compilation
+// cache handle. Closing twice is a no-op.
+func (rt *Runtime) Close(ctx context.Context) error {
+	rt.mu.Lock()
+	if rt.closed {
+		rt.mu.Unlock()
+		return nil
+	}
+	rt.closed = true
+	rt.mu.Unlock()
+	return errors.Join(rt.wz.Close(ctx), rt.cache.Close(ctx))
+}
+
+// validate checks the ABI marker, exports and imports of a compiled module.
+func (rt *Runtime) validate(wz wazero.CompiledModule) (*compiledEntry, error) {
+	exports := wz.ExportedFunctions()
+	var markers []string
+	for name := range exports {
+		if strings.HasPrefix(name, abiMarkerPrefix) {
+			markers = append(markers, name)
+		}
+	}
+	slices.Sort(markers)
+	if len(markers) != 1 || abiVersions[markers[0]] == nil {
+		return nil, fmt.Errorf("unsupported ABI: module exports %s, host supports %s (exactly one is required)",
+			listOrNone(markers), listOrNone(supportedMarkers()))
+	}
+	v := abiVersions[markers[0]]
+	var problems []error
+	for _, want := range v.exports {
+		got, ok := exports[want.name]
+		switch {
+		case !ok && !want.optional:
+			problems = append(problems, fmt.Errorf("missing export %s %s", want.name, want.sig))
+		case ok && !want.sig.matches(got):
+			problems = append(problems, fmt.Errorf("export %s has signature %s, want %s", want.name, sigOf(got), want.sig))
+		}
+	}
+	if _, ok := wz.ExportedMemories()["memory"]; !ok {
+		problems = append(problems, errors.New("missing export memory"))
+	}
+	for _, imp := range wz.ImportedFunctions() {
+		mod, name, _ := imp.Import()
+		var want *signature
+		switch mod {
+		case abi.ImportModule:
+			if s, ok := v.imports[name]; ok {
+				want = &s
+			}
+		case wasi_snapshot_preview1.ModuleName:
+			if d, ok := rt.wasi[name]; ok {
+				s := sigOf(d)
+				want = &s
+			}
+		}
+		switch {
+		case want == nil:
+			problems = append(problems, fmt.Errorf("unsupported import %s.%s", mod, name))
+		case !want.matches(imp):
+			problems = append(problems, fmt.Errorf("import %s.%s has signature %s, want %s", mod, name, sigOf(imp), *want))
+		}
+	}
+	if n := len(wz.ImportedMemories()); n > 0 {
+		problems = append(problems, fmt.Errorf("imports %d memories; the module must define its own", n))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, err
+	}
+	mem := wz.ExportedMemories()["memory"]
+	_, hasInit := exports["_initialize"]
+	return &compiledEntry{wz: wz, version: v, hasInit: hasInit, minBytes: uint64(mem.Min()) * 65536}, nil
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "no wre_abi_v* marker"
+	}
+	return "[" + strings.Join(names, " ") + "]"
+}

@@ -1,0 +1,203 @@
+// Command script is a test guest whose behaviour is scripted by its module
+// config, so one small build covers the host-call, hostile-guest and pool tests.
+// It uses only the standard library and guest-sdk/abi.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"unsafe"
+
+	"github.com/wre-dev/wre/guest-sdk/abi"
+)
+
+// Step is one action of a reconcile.
+type Step struct {
+	Op           abi.Op                         `json:"op,omitempty"`
+	Req          *abi.Request                   `json:"req,omitempty"`
+	UseBodyOf    *int                           `json:"useBodyOf,omitempty"` // send the body of an earlier step's response
+	Want         int32                          `json:"want,omitempty"`
+	WantReason   string                         `json:"wantReason,omitempty"`
+	BodyContains string                         `json:"bodyContains,omitempty"`
+	WantItems    *int                           `json:"wantItems,omitempty"`
+	Raw          *struct{ Op, Ptr, Len uint32 } `json:"raw,omitempty"`
+	LogRaw       *struct{ Ptr, Len uint32 }     `json:"logRaw,omitempty"`
+	Log          string                         `json:"log,omitempty"`
+	Print        string                         `json:"print,omitempty"`
+	Panic        string                         `json:"panic,omitempty"`
+	Loop         bool                           `json:"loop,omitempty"`
+	Grow         bool                           `json:"grow,omitempty"`
+	Exit         int                            `json:"exit,omitempty"`
+}
+
+// Script is the module config.
+type Script struct {
+	Steps        []Step `json:"steps"`
+	RequeueCount bool   `json:"requeueCount,omitempty"` // requeue after <reconciles in this instance> ns
+	Fail         string `json:"fail,omitempty"`
+	Terminal     bool   `json:"terminal,omitempty"`
+	ReturnPacked uint64 `json:"returnPacked,omitempty"`
+	Garbage      bool   `json:"garbage,omitempty"` // return a malformed response
+}
+
+var (
+	script     Script
+	configErr  error
+	reconciles int64
+	live       = map[uint32][]byte{}
+	sink       int
+	hoard      [][]byte
+)
+
+//go:wasmimport wre call
+func hostCall(op, ptr, n uint32) uint64
+
+//go:wasmimport wre log
+func hostLog(level, ptr, n uint32)
+
+//go:wasmexport wre_abi_v1
+func abiV1() {}
+
+//go:wasmexport wre_alloc
+func alloc(size uint32) uint32 {
+	if size == 0 {
+		size = 1
+	}
+	b := make([]byte, size)
+	p := ptrOf(b)
+	live[p] = b
+	return p
+}
+
+//go:wasmexport wre_free
+func free(ptr uint32) { delete(live, ptr) }
+
+func ptrOf(b []byte) uint32 {
+	if len(b) == 0 {
+		return 0
+	}
+	return uint32(uintptr(unsafe.Pointer(&b[0])))
+}
+
+// take copies and frees a host-allocated buffer.
+func take(packed uint64) []byte {
+	ptr, n := abi.Unpack(packed)
+	b := append([]byte{}, live[ptr][:n]...)
+	free(ptr)
+	return b
+}
+
+func call(op abi.Op, req *abi.Request) abi.Response {
+	msg := req.Marshal()
+	var resp abi.Response
+	if err := resp.Unmarshal(take(hostCall(uint32(op), ptrOf(msg), uint32(len(msg))))); err != nil {
+		panic(err)
+	}
+	return resp
+}
+
+func init() {
+	// Reading the config here exercises host calls during _initialize.
+	resp := call(abi.OpConfig, &abi.Request{})
+	if len(resp.Body) > 0 {
+		configErr = json.Unmarshal(resp.Body, &script)
+	}
+}
+
+//go:wasmexport wre_reconcile
+func reconcile(ptr, n uint32) uint64 {
+	var req abi.ReconcileRequest
+	if err := req.Unmarshal(take(abi.Pack(ptr, n))); err != nil {
+		return respond(abi.ReconcileResponse{Failed: true, Error: err.Error()})
+	}
+	reconciles++
+	if configErr != nil {
+		return respond(abi.ReconcileResponse{Failed: true, Error: "config: " + configErr.Error()})
+	}
+	if err := run(req); err != nil {
+		return respond(abi.ReconcileResponse{Failed: true, Error: err.Error()})
+	}
+	switch {
+	case script.ReturnPacked != 0:
+		return script.ReturnPacked
+	case script.Garbage:
+		b := alloc(3)
+		return abi.Pack(b, 3)
+	case script.Fail != "" || script.Terminal:
+		return respond(abi.ReconcileResponse{Failed: true, Error: script.Fail, Terminal: script.Terminal})
+	case script.RequeueCount:
+		return respond(abi.ReconcileResponse{RequeueAfterNanos: reconciles})
+	}
+	return 0
+}
+
+func respond(r abi.ReconcileResponse) uint64 {
+	b := r.Marshal()
+	p := alloc(uint32(len(b)))
+	copy(live[p], b)
+	return abi.Pack(p, uint32(len(b)))
+}
+
+func run(rr abi.ReconcileRequest) error {
+	var bodies [][]byte
+	for i, s := range script.Steps {
+		var resp abi.Response
+		switch {
+		case s.Panic != "":
+			panic(s.Panic)
+		case s.Exit != 0:
+			os.Exit(s.Exit)
+		case s.Loop:
+			for {
+				sink++
+			}
+		case s.Grow:
+			for {
+				hoard = append(hoard, make([]byte, 1<<20))
+			}
+		case s.Print != "":
+			fmt.Println(s.Print)
+			fmt.Fprintln(os.Stderr, s.Print)
+			continue
+		case s.Log != "":
+			msg := []byte(s.Log)
+			hostLog(uint32(abi.LevelInfo), ptrOf(msg), uint32(len(msg)))
+			continue
+		case s.LogRaw != nil:
+			hostLog(uint32(abi.LevelError), s.LogRaw.Ptr, s.LogRaw.Len)
+			continue
+		case s.Raw != nil:
+			if err := resp.Unmarshal(take(hostCall(s.Raw.Op, s.Raw.Ptr, s.Raw.Len))); err != nil {
+				return err
+			}
+		default:
+			req := *s.Req
+			req.Namespace = strings.ReplaceAll(req.Namespace, "$ns", rr.Namespace)
+			req.Name = strings.ReplaceAll(req.Name, "$name", rr.Name)
+			if s.UseBodyOf != nil {
+				req.Body = bodies[*s.UseBodyOf]
+			}
+			resp = call(s.Op, &req)
+		}
+		bodies = append(bodies, resp.Body)
+		want := s.Want
+		if want == 0 {
+			want = 200
+		}
+		switch {
+		case resp.Code != want:
+			return fmt.Errorf("step %d: got %d %s %q, want %d", i, resp.Code, resp.Reason, resp.Message, want)
+		case s.WantReason != "" && resp.Reason != s.WantReason:
+			return fmt.Errorf("step %d: got reason %s, want %s", i, resp.Reason, s.WantReason)
+		case !strings.Contains(string(resp.Body), s.BodyContains):
+			return fmt.Errorf("step %d: body %q does not contain %q", i, resp.Body, s.BodyContains)
+		case s.WantItems != nil && len(resp.Items) != *s.WantItems:
+			return fmt.Errorf("step %d: got %d items, want %d", i, len(resp.Items), *s.WantItems)
+		}
+	}
+	return nil
+}
+
+func main() {}
