@@ -1,0 +1,298 @@
+package dashboards
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+)
+
+var update = flag.Bool("update", false, "rewrite the generated dashboards/*.json and prometheusrule.yaml")
+
+func repoPath(rel string) string { return filepath.Join(RepoRoot(), filepath.FromSlash(rel)) }
+
+// golden compares got with the checked-in file rel, or rewrites it with -update.
+func golden(t *testing.T, rel string, got []byte) {
+	t.Helper()
+	if *update {
+		require.NoError(t, os.WriteFile(repoPath(rel), got, 0o644))
+		return
+	}
+	want, err := os.ReadFile(repoPath(rel))
+	require.NoError(t, err, "run `go test . -update` in test/dashboards")
+	assert.Equal(t, string(want), string(got), "%s is out of date: run `go test . -update` in test/dashboards", rel)
+}
+
+func TestDashboardsGenerated(t *testing.T) {
+	for file, d := range Dashboards() {
+		t.Run(file, func(t *testing.T) {
+			got, err := DashboardJSON(d)
+			require.NoError(t, err)
+			golden(t, DashboardsDir+"/"+file, got)
+		})
+	}
+}
+
+func TestPrometheusRuleGenerated(t *testing.T) {
+	rules, err := os.ReadFile(repoPath(AlertsFile))
+	require.NoError(t, err)
+	got := PrometheusRule(rules)
+	golden(t, PrometheusRuleFile, got)
+
+	// The PrometheusRule's spec is the rule file, structurally.
+	var pr struct {
+		Kind string    `yaml:"kind"`
+		Spec yaml.Node `yaml:"spec"`
+	}
+	require.NoError(t, yaml.Unmarshal(got, &pr))
+	assert.Equal(t, "PrometheusRule", pr.Kind)
+	var spec, file any
+	require.NoError(t, pr.Spec.Decode(&spec))
+	require.NoError(t, yaml.Unmarshal(rules, &file))
+	assert.Equal(t, file, spec)
+}
+
+// query is a PromQL expression and where it comes from.
+type query struct{ where, expr string }
+
+// dashboardQueries walks the checked-in dashboard JSON (not the Go that
+// generates it: what operators import is what is checked).
+func dashboardQueries(t *testing.T) []query {
+	files, err := filepath.Glob(repoPath(DashboardsDir + "/*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	var qs []query
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		var d Dashboard
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		require.NoError(t, dec.Decode(&d), f)
+		name := filepath.Base(f)
+		for _, v := range d.Templating.List {
+			if v.Type == "query" {
+				qs = append(qs, query{fmt.Sprintf("%s variable %s", name, v.Name), v.Query})
+			}
+		}
+		var walk func(ps []*Panel)
+		walk = func(ps []*Panel) {
+			for _, p := range ps {
+				for _, tg := range p.Targets {
+					qs = append(qs, query{fmt.Sprintf("%s panel %q query %s", name, p.Title, tg.RefID), tg.Expr})
+				}
+				walk(p.Panels)
+			}
+		}
+		walk(d.Panels)
+	}
+	return qs
+}
+
+func alertRules(t *testing.T) *rulefmt.RuleGroups {
+	groups, errs := rulefmt.ParseFile(repoPath(AlertsFile), false, model.UTF8Validation, promql, slog.New(slog.DiscardHandler))
+	require.Empty(t, errs)
+	return groups
+}
+
+func alertQueries(t *testing.T) []query {
+	var qs []query
+	for _, g := range alertRules(t).Groups {
+		for _, r := range g.Rules {
+			qs = append(qs, query{"alert " + r.Alert + r.Record, r.Expr})
+		}
+	}
+	return qs
+}
+
+// metricsSource names the exposition that the queries are checked against.
+func metricsSource() string {
+	if u := os.Getenv("WRE_METRICS_URL"); u != "" {
+		return u
+	}
+	if f := os.Getenv("WRE_METRICS_FILE"); f != "" {
+		return f
+	}
+	return filepath.Join("testdata", "metrics.txt")
+}
+
+// TestQueriesUseExportedMetrics proves that every metric a panel, a variable
+// or an alert reads is exported by the engine, with the labels it matches on.
+func TestQueriesUseExportedMetrics(t *testing.T) {
+	src := metricsSource()
+	exported, err := LoadExported(src)
+	require.NoError(t, err)
+	t.Logf("checking against %d series names from %s", len(exported), src)
+	qs := append(dashboardQueries(t), alertQueries(t)...)
+	used := map[string]bool{}
+	for _, q := range qs {
+		sels, err := Selectors(q.expr)
+		if !assert.NoError(t, err, q.where) {
+			continue
+		}
+		for _, s := range sels {
+			used[s.Metric] = true
+			assert.NoError(t, exported.Check(s), "%s: %s", q.where, q.expr)
+		}
+	}
+	t.Logf("%d queries read %d metrics", len(qs), len(used))
+}
+
+func TestSelectors(t *testing.T) {
+	for _, tc := range []struct {
+		expr string
+		want []Selector
+	}{
+		{`sum by (controller) (rate(controller_runtime_reconcile_total{job="$job", controller=~"${module}"}[$__rate_interval]))`,
+			[]Selector{{"controller_runtime_reconcile_total", []string{"job", "controller"}}}},
+		{`label_values(process_start_time_seconds{job="$job"}, namespace)`,
+			[]Selector{{"process_start_time_seconds", []string{"job", "namespace"}}}},
+		{`a / on (pod) b{x="1"}`, []Selector{{"a", nil}, {"b", []string{"x"}}}},
+		{`{__name__="up", job="wre"}`, []Selector{{"up", []string{"job"}}}},
+	} {
+		t.Run(tc.expr, func(t *testing.T) {
+			got, err := Selectors(tc.expr)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+	_, err := Selectors(`sum(rate(x[5m])`)
+	assert.Error(t, err)
+	_, err = Selectors(`vector(1)`)
+	assert.Error(t, err, "a query that reads no metric")
+}
+
+func TestCheckExported(t *testing.T) {
+	exp, err := LoadExported(filepath.Join("testdata", "metrics.txt"))
+	require.NoError(t, err)
+	assert.NoError(t, exp.Check(Selector{"controller_runtime_reconcile_time_seconds_bucket", []string{"controller", "le", "pod"}}))
+	assert.NoError(t, exp.Check(Selector{"up", []string{"job"}}))
+	assert.ErrorContains(t, exp.Check(Selector{"controller_runtime_reconcile_totals", nil}), "not exported")
+	assert.ErrorContains(t, exp.Check(Selector{"controller_runtime_reconcile_total", []string{"module"}}), `no label "module"`)
+}
+
+// GitHub's heading anchors: lower case, punctuation other than - and _
+// dropped, spaces to -.
+var anchorDrop = regexp.MustCompile(`[^\p{L}\p{N} _-]`)
+
+func anchors(markdown string) []string {
+	var as []string
+	inFence := false
+	for _, line := range strings.Split(markdown, "\n") {
+		if strings.HasPrefix(line, "```") {
+			inFence = !inFence
+		}
+		if inFence || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		h := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		as = append(as, strings.ReplaceAll(anchorDrop.ReplaceAllString(strings.ToLower(h), ""), " ", "-"))
+	}
+	return as
+}
+
+const runbookBase = "https://github.com/wre-dev/wre/blob/main/docs/operations.md#"
+
+func TestEveryAlertHasARunbook(t *testing.T) {
+	doc, err := os.ReadFile(repoPath(OperationsDoc))
+	require.NoError(t, err)
+	as := anchors(string(doc))
+	for _, g := range alertRules(t).Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			url := r.Annotations["runbook_url"]
+			anchor, ok := strings.CutPrefix(url, runbookBase)
+			if assert.True(t, ok, "%s: runbook_url %q must start with %s", r.Alert, url, runbookBase) {
+				assert.Contains(t, as, anchor, "%s: no heading for #%s in %s", r.Alert, anchor, OperationsDoc)
+				assert.Equal(t, strings.ToLower(r.Alert), anchor, "%s: the runbook heading is the alert name", r.Alert)
+			}
+			assert.NotEmpty(t, r.Annotations["summary"], r.Alert)
+			assert.NotEmpty(t, r.Labels["severity"], r.Alert)
+		}
+	}
+}
+
+// promtool runs Debian's promtool (package prometheus) with args in dir.
+func promtool(t *testing.T, stdin []byte, args ...string) {
+	t.Helper()
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("WRE_REQUIRE_PROMTOOL") != "" {
+			t.Fatal("promtool not found: apt-get install -y prometheus")
+		}
+		t.Skip("promtool not found (apt-get install -y prometheus); set WRE_REQUIRE_PROMTOOL=1 to fail instead")
+	}
+	cmd := exec.CommandContext(t.Context(), path, args...)
+	cmd.Dir = repoPath(DashboardsDir)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "promtool %s:\n%s", strings.Join(args, " "), out)
+	t.Logf("promtool %s:\n%s", strings.Join(args, " "), out)
+}
+
+func TestPromtool(t *testing.T) {
+	t.Run("check rules", func(t *testing.T) { promtool(t, nil, "check", "rules", filepath.Base(AlertsFile)) })
+	t.Run("test rules", func(t *testing.T) { promtool(t, nil, "test", "rules", filepath.Base(AlertTestsFile)) })
+	t.Run("check metrics", func(t *testing.T) {
+		src := metricsSource()
+		var data []byte
+		if strings.HasPrefix(src, "http") {
+			t.Skip("promtool check metrics reads a file; set WRE_METRICS_FILE")
+		}
+		data, err := os.ReadFile(src)
+		require.NoError(t, err)
+		promtool(t, data, "check", "metrics")
+	})
+	t.Run("unit tests cover the required alerts", func(t *testing.T) {
+		data, err := os.ReadFile(repoPath(AlertTestsFile))
+		require.NoError(t, err)
+		var tests struct {
+			Tests []struct {
+				AlertRuleTest []struct {
+					Alertname string `yaml:"alertname"`
+					ExpAlerts []any  `yaml:"exp_alerts"`
+				} `yaml:"alert_rule_test"`
+			} `yaml:"tests"`
+		}
+		require.NoError(t, yaml.Unmarshal(data, &tests))
+		firing := map[string]bool{}
+		for _, tc := range tests.Tests {
+			for _, a := range tc.AlertRuleTest {
+				firing[a.Alertname] = firing[a.Alertname] || len(a.ExpAlerts) > 0
+			}
+		}
+		for _, g := range alertRules(t).Groups {
+			for _, r := range g.Rules {
+				assert.True(t, firing[r.Alert], "no unit test in %s makes %s fire", AlertTestsFile, r.Alert)
+			}
+		}
+	})
+}
+
+var docLink = regexp.MustCompile(`\]\(#([^)]+)\)`)
+
+func TestOperationsDocLinks(t *testing.T) {
+	doc, err := os.ReadFile(repoPath(OperationsDoc))
+	require.NoError(t, err)
+	as := anchors(string(doc))
+	for _, m := range docLink.FindAllStringSubmatch(string(doc), -1) {
+		assert.Contains(t, as, m[1], "link to #%s", m[1])
+	}
+}
