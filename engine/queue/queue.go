@@ -79,7 +79,8 @@ type Queue[T comparable] struct {
 	std        [3]*level // PriorityLow, PriorityNormal, PriorityHigh
 	active     []*level  // levels with queued items
 	ready      int       // queued items, over all levels
-	processing fifo
+	inFlight   int       // items being processed
+	processing fifo      // the items being processed, kept only for metrics
 	delayed    delayHeap
 	seq        uint64
 
@@ -191,12 +192,10 @@ func (q *Queue[T]) AddAfter(item T, d time.Duration) {
 	}
 	switch {
 	case e.heapPos == 0:
-		e.readyAt = readyAt
-		e.seq = q.seq
+		q.st.delayPush(&q.delayed, delayed{readyAt: readyAt, seq: q.seq, id: id})
 		q.seq++
-		q.st.delayPush(&q.delayed, id)
-	case readyAt < e.readyAt:
-		e.readyAt = readyAt
+	case readyAt < q.delayed[e.heapPos-1].readyAt:
+		q.delayed[e.heapPos-1].readyAt = readyAt
 		q.st.delayUp(q.delayed, int(e.heapPos-1))
 	}
 	if e.heapPos == 1 {
@@ -248,8 +247,9 @@ func (q *Queue[T]) Get() (item T, shutdown bool) {
 	q.unqueue(id)
 	e := q.st.get(id)
 	e.processing = true
-	q.st.pushBack(&q.processing, id)
+	q.inFlight++
 	if q.metrics != nil {
+		q.st.pushBack(&q.processing, id)
 		q.metrics.get(e, q.now())
 	}
 	return e.item, false
@@ -274,9 +274,10 @@ func (q *Queue[T]) Done(item T) {
 	}
 	if q.metrics != nil {
 		q.metrics.done(e, now)
+		q.st.unlink(&q.processing, id)
 	}
 	e.processing = false
-	q.st.unlink(&q.processing, id)
+	q.inFlight--
 	if e.dirty {
 		e.dirty = false
 		q.enqueue(id, q.level(e.prio), now)
@@ -284,7 +285,7 @@ func (q *Queue[T]) Done(item T) {
 	} else {
 		q.release(id)
 	}
-	if q.drain && q.ready == 0 && q.processing.n == 0 {
+	if q.drain && q.ready == 0 && q.inFlight == 0 {
 		q.drained.Broadcast()
 	}
 }
@@ -330,14 +331,14 @@ func (q *Queue[T]) shutDown(drain bool) {
 	defer q.mu.Unlock()
 	q.shuttingDown = true
 	q.drain = drain
-	for _, id := range q.delayed {
-		q.st.get(id).heapPos = 0
-		q.release(id)
+	for _, d := range q.delayed {
+		q.st.get(d.id).heapPos = 0
+		q.release(d.id)
 	}
 	q.delayed = q.delayed[:0]
 	q.cond.Broadcast()
 	q.drained.Broadcast()
-	for q.drain && (q.ready > 0 || q.processing.n > 0) {
+	for q.drain && (q.ready > 0 || q.inFlight > 0) {
 		q.drained.Wait()
 	}
 }
@@ -406,7 +407,7 @@ func (q *Queue[T]) addLocked(id int32, p Priority, now int64) {
 
 // promoteLocked adds the delayed items that are due at now.
 func (q *Queue[T]) promoteLocked(now int64) {
-	for len(q.delayed) > 0 && q.st.get(q.delayed[0]).readyAt <= now {
+	for len(q.delayed) > 0 && q.delayed[0].readyAt <= now {
 		id := q.st.delayPop(&q.delayed)
 		q.addLocked(id, q.st.get(id).prio, now)
 	}
@@ -546,7 +547,7 @@ func (q *Queue[T]) promoteDue() (next int64, ok bool) {
 	if len(q.delayed) == 0 {
 		return 0, false
 	}
-	return q.st.get(q.delayed[0]).readyAt, true
+	return q.delayed[0].readyAt, true
 }
 
 // resetTimer re-arms t to fire after d, dropping a tick it may have left

@@ -2,8 +2,9 @@ package queue
 
 // Entries live in fixed-size chunks and refer to each other by index, not by
 // pointer: a queue of a pointer-free item type (an int, say) then holds no
-// pointers at all, so a large backlog costs the garbage collector nothing and
-// adding an item allocates nothing once its chunk exists. Index 0 means "none".
+// pointers at all, so a large backlog costs the garbage collector nothing;
+// growing never copies entries, and adding an item allocates nothing once its
+// chunk exists. Index 0 means "none".
 
 const (
 	chunkBits = 10
@@ -16,8 +17,6 @@ type entry[T comparable] struct {
 	item    T
 	prio    Priority // the priority the item was last added with
 	at      int64    // when it was queued, in ns since the queue's epoch
-	readyAt int64    // when its delayed add is due
-	seq     uint64   // orders delayed adds due at the same time
 	added   int64    // for metrics: when it was added
 	started int64    // for metrics: when a worker got it
 
@@ -30,7 +29,7 @@ type entry[T comparable] struct {
 
 // store allocates entries.
 type store[T comparable] struct {
-	chunks [][]entry[T]
+	chunks []*[chunkLen]entry[T]
 	free   []int32
 	next   int32 // the lowest index never handed out
 	live   int
@@ -53,7 +52,7 @@ func (s *store[T]) alloc() int32 {
 		s.next = 1
 	}
 	if int(s.next>>chunkBits) == len(s.chunks) {
-		s.chunks = append(s.chunks, make([]entry[T], chunkLen))
+		s.chunks = append(s.chunks, new([chunkLen]entry[T]))
 	}
 	id := s.next
 	s.next++
@@ -73,7 +72,7 @@ func (s *store[T]) release(id int32) {
 	s.free = s.free[:0]
 	s.next = 1
 	if len(s.chunks) > 1 {
-		s.chunks = [][]entry[T]{s.chunks[0]}
+		s.chunks = []*[chunkLen]entry[T]{s.chunks[0]}
 	}
 }
 
@@ -112,38 +111,44 @@ func (s *store[T]) unlink(l *fifo, id int32) {
 }
 
 // delayHeap is a binary min-heap of delayed entries, ordered by when they are
-// due and then by the order they were delayed in.
-type delayHeap []int32
+// due and then by the order they were delayed in. The keys live in the heap,
+// next to each other, rather than in the entries.
+type delayHeap []delayed
 
-func (s *store[T]) delayLess(h delayHeap, i, j int) bool {
-	a, b := s.get(h[i]), s.get(h[j])
-	if a.readyAt != b.readyAt {
-		return a.readyAt < b.readyAt
+type delayed struct {
+	readyAt int64
+	seq     uint64
+	id      int32
+}
+
+func (h delayHeap) less(i, j int) bool {
+	if h[i].readyAt != h[j].readyAt {
+		return h[i].readyAt < h[j].readyAt
 	}
-	return a.seq < b.seq
+	return h[i].seq < h[j].seq
 }
 
 func (s *store[T]) delaySwap(h delayHeap, i, j int) {
 	h[i], h[j] = h[j], h[i]
-	s.get(h[i]).heapPos = int32(i + 1)
-	s.get(h[j]).heapPos = int32(j + 1)
+	s.get(h[i].id).heapPos = int32(i + 1)
+	s.get(h[j].id).heapPos = int32(j + 1)
 }
 
-// delayPush adds id, whose readyAt and seq are set.
-func (s *store[T]) delayPush(h *delayHeap, id int32) {
-	*h = append(*h, id)
+// delayPush adds d.
+func (s *store[T]) delayPush(h *delayHeap, d delayed) {
+	*h = append(*h, d)
 	i := len(*h) - 1
-	s.get(id).heapPos = int32(i + 1)
+	s.get(d.id).heapPos = int32(i + 1)
 	s.delayUp(*h, i)
 }
 
-// delayPop removes and returns the entry due first.
+// delayPop removes and returns the id of the entry due first.
 func (s *store[T]) delayPop(h *delayHeap) int32 {
 	old := *h
 	last := len(old) - 1
 	s.delaySwap(old, 0, last)
 	s.delayDown(old[:last], 0)
-	id := old[last]
+	id := old[last].id
 	*h = old[:last]
 	s.get(id).heapPos = 0
 	return id
@@ -152,7 +157,7 @@ func (s *store[T]) delayPop(h *delayHeap) int32 {
 func (s *store[T]) delayUp(h delayHeap, j int) {
 	for j > 0 {
 		i := (j - 1) / 2
-		if !s.delayLess(h, j, i) {
+		if !h.less(j, i) {
 			break
 		}
 		s.delaySwap(h, i, j)
@@ -167,10 +172,10 @@ func (s *store[T]) delayDown(h delayHeap, i int) {
 		if j >= n {
 			return
 		}
-		if r := j + 1; r < n && s.delayLess(h, r, j) {
+		if r := j + 1; r < n && h.less(r, j) {
 			j = r
 		}
-		if !s.delayLess(h, j, i) {
+		if !h.less(j, i) {
 			return
 		}
 		s.delaySwap(h, i, j)
