@@ -36,7 +36,7 @@ var benchTargets = []struct {
 		q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[int]())
 		return benchQueue{func(item, _ int) { q.Add(item) }, q.Get, q.Done, q.ShutDown}
 	}},
-	{"wre-priorities", func() benchQueue {
+	{"wre", func() benchQueue {
 		q := queue.New(queue.Options[int]{})
 		return benchQueue{
 			func(item, i int) { q.AddWithPriority(item, benchPriorities[i%len(benchPriorities)]) },
@@ -61,7 +61,7 @@ func reportCPU(b *testing.B) func() {
 func BenchmarkAddGetDone(b *testing.B) {
 	const batch = 64
 	for _, target := range benchTargets {
-		b.Run(target.name, func(b *testing.B) {
+		b.Run("target="+target.name, func(b *testing.B) {
 			q := target.new()
 			defer q.shutDown()
 			b.ReportAllocs()
@@ -90,7 +90,7 @@ func BenchmarkAddGetDone(b *testing.B) {
 func BenchmarkWorkers(b *testing.B) {
 	const workers = 8
 	for _, target := range benchTargets {
-		b.Run(fmt.Sprintf("%s/workers=%d", target.name, workers), func(b *testing.B) {
+		b.Run(fmt.Sprintf("target=%s/workers=%d", target.name, workers), func(b *testing.B) {
 			q := target.new()
 			b.ReportAllocs()
 			defer reportCPU(b)()
