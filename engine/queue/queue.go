@@ -101,6 +101,8 @@ type level struct {
 	id     int32 // 1 + index in Queue.levelList
 	prio   Priority
 	offset int64 // prio × aging interval: an item's rank key is at - offset
+	headAt int64 // at of the head, when the level is not empty
+	tailAt int64 // at of the tail, when the level is not empty
 	depth  workqueue.GaugeMetric
 	index  int // position in Queue.active; -1 when empty
 }
@@ -164,7 +166,8 @@ func (q *Queue[T]) AddWithPriority(item T, p Priority) {
 	if q.shuttingDown {
 		return
 	}
-	q.addLocked(q.entry(item), p, now)
+	id, e := q.entry(item)
+	q.addLocked(id, e, p, now)
 }
 
 // AddAfter queues item after d, at the priority it was last added with
@@ -180,10 +183,9 @@ func (q *Queue[T]) AddAfter(item T, d time.Duration) {
 	if q.metrics != nil {
 		q.metrics.retries.Inc()
 	}
-	id := q.entry(item)
-	e := q.st.get(id)
+	id, e := q.entry(item)
 	if d <= 0 {
-		q.addLocked(id, e.prio, now)
+		q.addLocked(id, e, e.prio, now)
 		return
 	}
 	readyAt := int64(math.MaxInt64)
@@ -244,8 +246,8 @@ func (q *Queue[T]) Get() (item T, shutdown bool) {
 		return item, true
 	}
 	id := q.first()
-	q.unqueue(id)
 	e := q.st.get(id)
+	q.unqueue(id, e)
 	e.processing = true
 	q.inFlight++
 	if q.metrics != nil {
@@ -280,10 +282,10 @@ func (q *Queue[T]) Done(item T) {
 	q.inFlight--
 	if e.dirty {
 		e.dirty = false
-		q.enqueue(id, q.level(e.prio), now)
+		q.enqueue(id, e, q.level(e.prio), now)
 		q.cond.Signal()
 	} else {
-		q.release(id)
+		q.release(id, e)
 	}
 	if q.drain && q.ready == 0 && q.inFlight == 0 {
 		q.drained.Broadcast()
@@ -332,8 +334,9 @@ func (q *Queue[T]) shutDown(drain bool) {
 	q.shuttingDown = true
 	q.drain = drain
 	for _, d := range q.delayed {
-		q.st.get(d.id).heapPos = 0
-		q.release(d.id)
+		e := q.st.get(d.id)
+		e.heapPos = 0
+		q.release(d.id, e)
 	}
 	q.delayed = q.delayed[:0]
 	q.cond.Broadcast()
@@ -348,21 +351,21 @@ func (q *Queue[T]) now() int64 {
 	return int64(q.clock.Since(q.epoch))
 }
 
-// entry returns the id of item's entry, creating one at PriorityNormal if
+// entry returns item's entry and its id, creating one at PriorityNormal if
 // there is none.
-func (q *Queue[T]) entry(item T) int32 {
+func (q *Queue[T]) entry(item T) (int32, *entry[T]) {
 	if id, ok := q.items[item]; ok {
-		return id
+		return id, q.st.get(id)
 	}
 	id := q.st.alloc()
-	q.st.get(id).item = item
+	e := q.st.get(id)
+	e.item = item
 	q.items[item] = id
-	return id
+	return id, e
 }
 
-// release forgets the entry at id once nothing refers to it any more.
-func (q *Queue[T]) release(id int32) {
-	e := q.st.get(id)
+// release forgets e, the entry at id, once nothing refers to it any more.
+func (q *Queue[T]) release(id int32, e *entry[T]) {
 	if e.lvl != 0 || e.processing || e.heapPos != 0 {
 		return
 	}
@@ -370,9 +373,8 @@ func (q *Queue[T]) release(id int32) {
 	q.st.release(id)
 }
 
-// addLocked marks the entry at id as needing processing at priority p.
-func (q *Queue[T]) addLocked(id int32, p Priority, now int64) {
-	e := q.st.get(id)
+// addLocked marks e, the entry at id, as needing processing at priority p.
+func (q *Queue[T]) addLocked(id int32, e *entry[T], p Priority, now int64) {
 	switch {
 	case e.lvl != 0:
 		// Already queued: keep the higher priority, and move the item only if
@@ -382,8 +384,8 @@ func (q *Queue[T]) addLocked(id int32, p Priority, now int64) {
 		}
 		e.prio = p
 		if lvl := q.level(p); now-lvl.offset < e.at-q.levelList[e.lvl-1].offset {
-			q.unqueue(id)
-			q.enqueue(id, lvl, now)
+			q.unqueue(id, e)
+			q.enqueue(id, e, lvl, now)
 		}
 	case e.processing:
 		if e.dirty {
@@ -400,7 +402,7 @@ func (q *Queue[T]) addLocked(id int32, p Priority, now int64) {
 		if q.metrics != nil {
 			q.metrics.add(e, now)
 		}
-		q.enqueue(id, q.level(p), now)
+		q.enqueue(id, e, q.level(p), now)
 		q.cond.Signal()
 	}
 }
@@ -409,7 +411,8 @@ func (q *Queue[T]) addLocked(id int32, p Priority, now int64) {
 func (q *Queue[T]) promoteLocked(now int64) {
 	for len(q.delayed) > 0 && q.delayed[0].readyAt <= now {
 		id := q.st.delayPop(&q.delayed)
-		q.addLocked(id, q.st.get(id).prio, now)
+		e := q.st.get(id)
+		q.addLocked(id, e, e.prio, now)
 	}
 }
 
@@ -449,57 +452,61 @@ func (q *Queue[T]) level(p Priority) *level {
 	return l
 }
 
-// enqueue appends the entry at id to lvl, as queued at now.
-func (q *Queue[T]) enqueue(id int32, lvl *level, now int64) {
-	if lvl.tail != 0 {
+// enqueue appends e, the entry at id, to lvl, as queued at now.
+func (q *Queue[T]) enqueue(id int32, e *entry[T], lvl *level, now int64) {
+	if lvl.n == 0 {
+		lvl.headAt = now
+		lvl.index = len(q.active)
+		q.active = append(q.active, lvl)
+	} else {
 		// now was read outside the lock and may trail the tail by a little;
 		// keep the level in time order.
-		now = max(now, q.st.get(lvl.tail).at)
+		now = max(now, lvl.tailAt)
 	}
-	e := q.st.get(id)
+	lvl.tailAt = now
 	e.lvl = lvl.id
 	e.at = now
 	q.st.pushBack(&lvl.fifo, id)
 	q.ready++
-	if lvl.index < 0 {
-		lvl.index = len(q.active)
-		q.active = append(q.active, lvl)
-	}
 	if lvl.depth != nil {
 		lvl.depth.Inc()
 	}
 }
 
-// unqueue removes the entry at id from its level.
-func (q *Queue[T]) unqueue(id int32) {
-	e := q.st.get(id)
+// unqueue removes e, the entry at id, from its level.
+func (q *Queue[T]) unqueue(id int32, e *entry[T]) {
 	lvl := q.levelList[e.lvl-1]
+	wasHead, wasTail := e.prev == 0, e.next == 0
 	q.st.unlink(&lvl.fifo, id)
 	e.lvl = 0
 	q.ready--
-	if lvl.n == 0 {
+	switch {
+	case lvl.n == 0:
 		last := q.active[len(q.active)-1]
 		last.index = lvl.index
 		q.active[lvl.index] = last
 		q.active = q.active[:len(q.active)-1]
 		lvl.index = -1
+	case wasHead:
+		lvl.headAt = q.st.get(lvl.head).at
+	case wasTail:
+		lvl.tailAt = q.st.get(lvl.tail).at
 	}
 	if lvl.depth != nil {
 		lvl.depth.Dec()
 	}
 }
 
-// first returns the queued item with the highest effective priority. Ordering
-// by at - offset is ordering by priority + waited/aging, and it does not change
-// as time passes, so only the head of each level needs to be looked at.
+// first returns the id of the queued item with the highest effective
+// priority. Ordering by at - offset is ordering by priority + waited/aging, and
+// it does not change as time passes, so only the head of each level needs to
+// be looked at.
 func (q *Queue[T]) first() int32 {
 	best := q.active[0]
-	bestAt := q.st.get(best.head).at
 	for _, lvl := range q.active[1:] {
-		at := q.st.get(lvl.head).at
-		k, bk := at-lvl.offset, bestAt-best.offset
-		if k < bk || (k == bk && at < bestAt) {
-			best, bestAt = lvl, at
+		k, bk := lvl.headAt-lvl.offset, best.headAt-best.offset
+		if k < bk || (k == bk && lvl.headAt < best.headAt) {
+			best = lvl
 		}
 	}
 	return best.head

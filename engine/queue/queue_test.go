@@ -225,6 +225,15 @@ func TestAging(t *testing.T) {
 			want: []string{"b", "low", "c"},
 		},
 		{
+			name: "raising items from the middle and the end of a priority",
+			steps: []step{
+				{0, "a", queue.PriorityLow}, {10 * time.Second, "b", queue.PriorityLow}, {10 * time.Second, "c", queue.PriorityLow},
+				{10 * time.Second, "b", queue.PriorityHigh}, {0, "c", queue.PriorityHigh}, {0, "n", queue.PriorityNormal},
+				{0, "d", queue.PriorityLow},
+			},
+			want: []string{"b", "c", "n", "a", "d"},
+		},
+		{
 			name: "raising an item moves it when that ranks it earlier",
 			steps: []step{
 				{0, "low", queue.PriorityLow}, {10 * time.Second, "b", queue.PriorityNormal},
@@ -384,7 +393,7 @@ func TestAddAfterWakesBlockedGet(t *testing.T) {
 	q.Done("a")
 }
 
-func TestAddAfterEarlierItemRearmsTimer(t *testing.T) {
+func TestEarlierAddAfterWakesBlockedGet(t *testing.T) {
 	q, fc := newQueue(t, queue.Options[string]{})
 	got := make(chan string)
 	go func() {
@@ -599,6 +608,25 @@ func TestShutDownWithDrain(t *testing.T) {
 		q.ShutDown()
 		<-returned
 	})
+}
+
+func TestLargeBurst(t *testing.T) {
+	q, _ := newQueue(t, queue.Options[int]{})
+	for round := range 2 { // the second round reuses what the first released
+		const n = 5000
+		want := make([]int, 0, n)
+		for i := range n {
+			q.AddWithPriority(i, queue.PriorityLow+queue.Priority(i%2)*100)
+		}
+		for i := 1; i < n; i += 2 {
+			want = append(want, i)
+		}
+		for i := 0; i < n; i += 2 {
+			want = append(want, i)
+		}
+		require.Equal(t, n, q.Len(), "round %d", round)
+		assert.Equal(t, want, drain(t, q), "round %d", round)
+	}
 }
 
 func TestDoneOfUnknownItemIsIgnored(t *testing.T) {
