@@ -1,7 +1,7 @@
 package queue_test
 
 import (
-	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -23,21 +23,22 @@ var benchPriorities = [...]queue.Priority{queue.PriorityLow, queue.PriorityNorma
 
 // benchTargets are compared in one run: client-go's plain queue, its
 // rate-limiting queue (what controllers use), and ours with three priorities
-// in use.
+// in use. name is "" when mp is nil: no metrics.
 var benchTargets = []struct {
 	name string
-	new  func() benchQueue
+	new  func(name string, mp workqueue.MetricsProvider) benchQueue
 }{
-	{"client-go", func() benchQueue {
-		q := workqueue.NewTyped[int]()
+	{"client-go", func(name string, mp workqueue.MetricsProvider) benchQueue {
+		q := workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[int]{Name: name, MetricsProvider: mp})
 		return benchQueue{func(item, _ int) { q.Add(item) }, q.Get, q.Done, q.ShutDown}
 	}},
-	{"client-go-ratelimiting", func() benchQueue {
-		q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[int]())
+	{"client-go-ratelimiting", func(name string, mp workqueue.MetricsProvider) benchQueue {
+		q := workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[int](),
+			workqueue.TypedRateLimitingQueueConfig[int]{Name: name, MetricsProvider: mp})
 		return benchQueue{func(item, _ int) { q.Add(item) }, q.Get, q.Done, q.ShutDown}
 	}},
-	{"wre", func() benchQueue {
-		q := queue.New(queue.Options[int]{})
+	{"wre", func(name string, mp workqueue.MetricsProvider) benchQueue {
+		q := queue.New(queue.Options[int]{Name: name, MetricsProvider: mp})
 		return benchQueue{
 			func(item, i int) { q.AddWithPriority(item, benchPriorities[i%len(benchPriorities)]) },
 			q.Get, q.Done, q.ShutDown,
@@ -45,13 +46,57 @@ var benchTargets = []struct {
 	}},
 }
 
-// reportCPU adds the process CPU time per operation as the metric cpu-ns/op;
-// call the function it returns when the timed part ends.
-func reportCPU(b *testing.B) func() {
-	start := cpuTime()
-	return func() {
-		if used := cpuTime() - start; used > 0 {
-			b.ReportMetric(float64(used.Nanoseconds())/float64(b.N), "cpu-ns/op")
+// benchMetric is a metric that costs nothing, so that a benchmark with metrics
+// measures the queue's bookkeeping for them rather than Prometheus.
+type benchMetric struct{}
+
+func (benchMetric) Inc()            {}
+func (benchMetric) Dec()            {}
+func (benchMetric) Set(float64)     {}
+func (benchMetric) Observe(float64) {}
+
+type benchProvider struct{}
+
+func (benchProvider) NewDepthMetric(string) workqueue.GaugeMetric  { return benchMetric{} }
+func (benchProvider) NewAddsMetric(string) workqueue.CounterMetric { return benchMetric{} }
+func (benchProvider) NewLatencyMetric(string) workqueue.HistogramMetric {
+	return benchMetric{}
+}
+func (benchProvider) NewWorkDurationMetric(string) workqueue.HistogramMetric {
+	return benchMetric{}
+}
+func (benchProvider) NewUnfinishedWorkSecondsMetric(string) workqueue.SettableGaugeMetric {
+	return benchMetric{}
+}
+func (benchProvider) NewLongestRunningProcessorSecondsMetric(string) workqueue.SettableGaugeMetric {
+	return benchMetric{}
+}
+func (benchProvider) NewRetriesMetric(string) workqueue.CounterMetric { return benchMetric{} }
+
+// runTargets runs bench for every target, without and with metrics, each from
+// the same heap state, reporting allocations and the process CPU time per
+// operation (cpu-ns/op, steadier than wall time on a shared machine).
+func runTargets(b *testing.B, bench func(b *testing.B, q benchQueue)) {
+	for _, metrics := range []struct {
+		name string
+		mp   workqueue.MetricsProvider
+	}{{"off", nil}, {"on", benchProvider{}}} {
+		for _, target := range benchTargets {
+			b.Run("metrics="+metrics.name+"/target="+target.name, func(b *testing.B) {
+				var name string
+				if metrics.mp != nil {
+					name = "bench"
+				}
+				q := target.new(name, metrics.mp)
+				b.ReportAllocs()
+				runtime.GC()
+				b.ResetTimer()
+				start := cpuTime()
+				bench(b, q)
+				if used := cpuTime() - start; used > 0 {
+					b.ReportMetric(float64(used.Nanoseconds())/float64(b.N), "cpu-ns/op")
+				}
+			})
 		}
 	}
 }
@@ -60,57 +105,50 @@ func reportCPU(b *testing.B) func() {
 // in batches so that several items and priorities are queued at once.
 func BenchmarkAddGetDone(b *testing.B) {
 	const batch = 64
-	for _, target := range benchTargets {
-		b.Run("target="+target.name, func(b *testing.B) {
-			q := target.new()
-			defer q.shutDown()
-			b.ReportAllocs()
-			defer reportCPU(b)()
-			i := 0
-			for b.Loop() {
-				q.add(i%4096, i)
-				i++
-				if i%batch == 0 {
-					for range batch {
-						item, _ := q.get()
-						q.done(item)
-					}
-				}
+	runTargets(b, func(b *testing.B, q benchQueue) {
+		defer q.shutDown()
+		for i := 0; i < b.N; i += batch {
+			n := min(batch, b.N-i)
+			for j := range n {
+				q.add((i+j)%4096, i+j)
 			}
-			for range i % batch {
+			for range n {
 				item, _ := q.get()
 				q.done(item)
 			}
-		})
-	}
+		}
+	})
 }
 
 // BenchmarkWorkers measures throughput per item with one producer adding
-// distinct items and 8 workers taking them, as a controller runs.
+// distinct items and 8 workers taking them, as a controller runs. At most
+// backlog items are outstanding, so the benchmark measures a steady state
+// rather than the growth of an ever longer queue.
 func BenchmarkWorkers(b *testing.B) {
-	const workers = 8
-	for _, target := range benchTargets {
-		b.Run(fmt.Sprintf("target=%s/workers=%d", target.name, workers), func(b *testing.B) {
-			q := target.new()
-			b.ReportAllocs()
-			defer reportCPU(b)()
-			var wg sync.WaitGroup
-			for range workers {
-				wg.Go(func() {
-					for {
-						item, shutdown := q.get()
-						if shutdown {
-							return
-						}
-						q.done(item)
+	const (
+		workers = 8
+		backlog = 1024
+	)
+	runTargets(b, func(b *testing.B, q benchQueue) {
+		window := make(chan struct{}, backlog)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for {
+					item, shutdown := q.get()
+					if shutdown {
+						return
 					}
-				})
-			}
-			for i := range b.N {
-				q.add(i, i)
-			}
-			q.shutDown() // workers drain the queue, then stop
-			wg.Wait()
-		})
-	}
+					q.done(item)
+					<-window
+				}
+			})
+		}
+		for i := range b.N {
+			window <- struct{}{}
+			q.add(i, i)
+		}
+		q.shutDown() // workers drain the queue, then stop
+		wg.Wait()
+	})
 }

@@ -4,7 +4,7 @@ package queue
 // pointer: a queue of a pointer-free item type (an int, say) then holds no
 // pointers at all, so a large backlog costs the garbage collector nothing;
 // growing never copies entries, and adding an item allocates nothing once its
-// chunk exists. Index 0 means "none".
+// chunk exists. Index 0 means "none"; a queue holds up to 2^31-1 items.
 
 const (
 	chunkBits = 10
