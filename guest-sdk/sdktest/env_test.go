@@ -306,6 +306,30 @@ func TestReadWrite(t *testing.T) {
 			},
 		},
 		{
+			name: "applying the same configuration twice changes nothing",
+			do: func(ctx context.Context, c client.Client) error {
+				svc := func() *corev1.Service {
+					return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a"}, Spec: corev1.ServiceSpec{
+						Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+				}
+				for range 2 {
+					if err := c.Patch(ctx, svc(), client.Apply); err != nil {
+						return err
+					}
+				}
+				// Numbers in patches are float64 and in stored objects int64: a
+				// test op must still compare them equal.
+				return c.Patch(ctx, svc(), client.RawPatch(types.JSONPatchType, []byte(`[{"op":"test","path":"/spec/ports/0/port","value":80}]`)))
+			},
+			check: func(t *testing.T, env *sdktest.Env) {
+				var svc corev1.Service
+				env.MustGet(key, &svc)
+				if len(svc.Spec.Ports) != 1 || svc.Generation != 1 {
+					t.Fatalf("ports %v generation %d", svc.Spec.Ports, svc.Generation)
+				}
+			},
+		},
+		{
 			name: "json patch",
 			objs: []client.Object{configMap("a", map[string]string{"k": "v"}, nil)},
 			do: func(ctx context.Context, c client.Client) error {

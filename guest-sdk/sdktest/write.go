@@ -109,7 +109,11 @@ func (w *write) replace(obj *unstructured.Unstructured, status bool) (*unstructu
 	if rv := obj.GetResourceVersion(); rv != "" && rv != old.GetResourceVersion() {
 		return nil, w.conflict(obj.GetName(), "the object has been modified; please apply your changes to the latest version and try again")
 	}
-	next := obj.DeepCopy()
+	// Compare normalized objects: a body may spell empty fields differently.
+	next, err := w.env.normalize(obj)
+	if err != nil {
+		return nil, err
+	}
 	if status {
 		next = old.DeepCopy()
 		if s, ok := obj.Object["status"]; ok {
@@ -183,6 +187,16 @@ func (w *write) patch(status bool) (*unstructured.Unstructured, error) {
 // applyPatch returns old with the request's patch applied.
 func (e *Env) applyPatch(old *unstructured.Unstructured, req *abi.Request) (*unstructured.Unstructured, error) {
 	builtin := guest.ContentType(e.typed(old.GroupVersionKind())) == abi.ContentTypeProtobuf
+	// Patches decode numbers as float64; so must the object, or merge keys and
+	// test values of 80 and 80.0 would differ.
+	raw, err := old.MarshalJSON()
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	var orig map[string]any
+	if err := json.Unmarshal(raw, &orig); err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
 	var doc any
 	switch req.PatchType {
 	case abi.PatchMerge:
@@ -190,14 +204,13 @@ func (e *Env) applyPatch(old *unstructured.Unstructured, req *abi.Request) (*uns
 		if err := json.Unmarshal(req.Body, &p); err != nil {
 			return nil, apierrors.NewBadRequest(err.Error())
 		}
-		doc = patch.ApplyMerge(old.Object, p)
+		doc = patch.ApplyMerge(orig, p)
 	case abi.PatchJSON:
 		var ops []any
 		if err := json.Unmarshal(req.Body, &ops); err != nil {
 			return nil, apierrors.NewBadRequest(err.Error())
 		}
-		var err error
-		if doc, err = patch.ApplyJSON(old.Object, ops); err != nil {
+		if doc, err = patch.ApplyJSON(orig, ops); err != nil {
 			return nil, invalid(err)
 		}
 	case abi.PatchStrategicMerge, abi.PatchApply:
@@ -207,14 +220,13 @@ func (e *Env) applyPatch(old *unstructured.Unstructured, req *abi.Request) (*uns
 		}
 		switch {
 		case builtin:
-			// StrategicMergeMapPatch changes the original map in place.
-			m, err := strategicpatch.StrategicMergeMapPatch(old.DeepCopy().Object, p.Object, e.typed(old.GroupVersionKind()))
+			m, err := strategicpatch.StrategicMergeMapPatch(orig, p.Object, e.typed(old.GroupVersionKind()))
 			if err != nil {
 				return nil, invalid(err)
 			}
 			doc = map[string]any(m)
 		case req.PatchType == abi.PatchApply:
-			doc = patch.ApplyMerge(old.Object, p.Object)
+			doc = patch.ApplyMerge(orig, p.Object)
 		default:
 			return nil, unsupportedMedia(req.PatchType + " for " + old.GetKind())
 		}
