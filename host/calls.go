@@ -108,6 +108,12 @@ func (m *Module) serve(ctx context.Context, st *callState, op abi.Op, mod api.Mo
 	if !ok {
 		return abi.Response{Status: badRequest(fmt.Sprintf("request (%#x, %d) is outside memory of %d bytes", ptr, n, mod.Memory().Size()))}
 	}
+	return m.handle(ctx, st, op, b)
+}
+
+// handle decodes and runs the request b of a known op; b is guest memory and
+// is not retained.
+func (m *Module) handle(ctx context.Context, st *callState, op abi.Op, b []byte) abi.Response {
 	c := &call{m: m, st: st, op: op}
 	if err := c.req.Unmarshal(b); err != nil {
 		return abi.Response{Status: badRequest(err.Error())}

@@ -148,6 +148,15 @@ func (inst *instance) classify(err error) string {
 	}
 }
 
+// describe returns reason, followed by what the guest's runtime printed about
+// its panic or fatal error, if anything.
+func (inst *instance) describe(reason string) string {
+	if line, ok := inst.stderr.panicLine.Load().(string); ok {
+		return reason + " (" + line + ")"
+	}
+	return reason
+}
+
 // maxLogLine bounds one log line from the guest; longer text is cut.
 const maxLogLine = 64 << 10
 
@@ -159,6 +168,7 @@ type lineWriter struct {
 	emit        func(line string)
 	reconcileID atomic.Value // string
 	sawPanic    atomic.Bool  // the Go runtime printed "panic: " or "fatal error: "
+	panicLine   atomic.Value // string: the first such line
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -186,7 +196,9 @@ func (w *lineWriter) Flush() {
 		return
 	}
 	if bytes.HasPrefix(w.buf, []byte("panic: ")) || bytes.HasPrefix(w.buf, []byte("fatal error: ")) {
-		w.sawPanic.Store(true)
+		if w.sawPanic.CompareAndSwap(false, true) {
+			w.panicLine.Store(string(w.buf))
+		}
 	}
 	w.emit(string(w.buf))
 	w.buf = w.buf[:0]

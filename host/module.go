@@ -178,8 +178,9 @@ func (m *Module) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		reason := inst.classify(err)
 		m.release(ctx, inst, false)
 		m.rt.opts.Metrics.GuestTraps.WithLabelValues(m.opts.Name, reason).Inc()
+		err = fmt.Errorf("module %q: reconcile %s: %s: %w", m.opts.Name, req, inst.describe(reason), err)
 		m.recordTrap(req, reason, err)
-		return reconcile.Result{}, fmt.Errorf("module %q: reconcile %s: %s: %w", m.opts.Name, req, reason, err)
+		return reconcile.Result{}, err
 	}
 	m.release(ctx, inst, true)
 	if res.Failed {

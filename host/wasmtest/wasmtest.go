@@ -68,11 +68,8 @@ func New(t testing.TB, wasm []byte, opts Options) *Harness {
 	if h.Metrics, err = host.NewMetrics(h.Registry); err != nil {
 		t.Fatal(err)
 	}
-	scheme := runtime.NewScheme()
-	if err := clientscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	h.Client = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, opts.ListKinds, toUnstructured(t, opts.Objects)...)
+	objs := toUnstructured(t, opts.Objects)
+	h.Client = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(unstructuredScheme(objs), opts.ListKinds, objs...)
 
 	mo := opts.Module
 	if mo.Name == "" {
@@ -105,6 +102,30 @@ func New(t testing.TB, wasm []byte, opts Options) *Harness {
 	}
 	t.Cleanup(func() { _ = h.Module.Close(ctx) })
 	return h
+}
+
+// unstructuredScheme registers every built-in kind and the kinds of objs (and
+// their lists) as unstructured, which is what the fake dynamic client needs to
+// list them.
+func unstructuredScheme(objs []runtime.Object) *runtime.Scheme {
+	s := runtime.NewScheme()
+	add := func(gvk schema.GroupVersionKind) {
+		if !s.Recognizes(gvk) {
+			s.AddKnownTypeWithName(gvk, &unstructured.Unstructured{})
+		}
+		if list := gvk.GroupVersion().WithKind(gvk.Kind + "List"); !s.Recognizes(list) {
+			s.AddKnownTypeWithName(list, &unstructured.UnstructuredList{})
+		}
+	}
+	for gvk := range clientscheme.Scheme.AllKnownTypes() {
+		if !strings.HasSuffix(gvk.Kind, "List") {
+			add(gvk)
+		}
+	}
+	for _, obj := range objs {
+		add(obj.GetObjectKind().GroupVersionKind())
+	}
+	return s
 }
 
 // toUnstructured converts typed objects to unstructured with their GVK set,
@@ -172,7 +193,9 @@ func (c *Cache) Reader(gvr schema.GroupVersionResource) (host.CacheReader, bool)
 	return nil, false
 }
 
-type cacheReader struct{ ri dynamic.NamespaceableResourceInterface }
+type cacheReader struct {
+	ri dynamic.NamespaceableResourceInterface
+}
 
 func (r cacheReader) Get(namespace, name string) (runtime.Object, error) {
 	u, err := r.ri.Namespace(namespace).Get(context.Background(), name, metav1.GetOptions{})
