@@ -32,6 +32,7 @@ type step struct {
 	Print        string       `json:"print,omitempty"`
 	Panic        string       `json:"panic,omitempty"`
 	Loop         bool         `json:"loop,omitempty"`
+	Spin         int          `json:"spin,omitempty"`
 	Grow         bool         `json:"grow,omitempty"`
 	Exit         int          `json:"exit,omitempty"`
 }

@@ -24,6 +24,7 @@ import (
 const (
 	DefaultConcurrency              = 1
 	DefaultReconcileTimeout         = 30 * time.Second
+	DefaultInitTimeout              = 30 * time.Second
 	DefaultMemoryLimitBytes         = 128 << 20
 	DefaultMaxReconcilesPerInstance = 10000
 	DefaultIdleTimeout              = 5 * time.Minute
@@ -43,6 +44,10 @@ type ModuleOptions struct {
 	// ReconcileTimeout stops a reconcile, even one spinning in a loop. Defaults
 	// to DefaultReconcileTimeout (30s).
 	ReconcileTimeout time.Duration
+	// InitTimeout bounds creating an instance, _initialize included; it is
+	// separate from ReconcileTimeout so that a slow start does not eat into a
+	// reconcile. Defaults to DefaultInitTimeout (30s).
+	InitTimeout time.Duration
 	// MemoryLimitBytes caps the linear memory of each instance. Defaults to
 	// DefaultMemoryLimitBytes (128 MiB); at most 4 GiB.
 	MemoryLimitBytes uint64
@@ -130,6 +135,9 @@ func (o *ModuleOptions) defaults() error {
 	if o.ReconcileTimeout <= 0 {
 		o.ReconcileTimeout = DefaultReconcileTimeout
 	}
+	if o.InitTimeout <= 0 {
+		o.InitTimeout = DefaultInitTimeout
+	}
 	if o.MemoryLimitBytes == 0 {
 		o.MemoryLimitBytes = DefaultMemoryLimitBytes
 	}
@@ -159,17 +167,17 @@ func (m *Module) Name() string { return m.opts.Name }
 // discarded, wre_guest_traps_total counts the reason and a Warning event is
 // recorded on the object.
 func (m *Module) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	inst, err := m.acquire(ctx)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	// The timeout starts once an instance is ready: creating one has its own.
 	ctx, cancel := context.WithTimeout(ctx, m.opts.ReconcileTimeout)
 	defer cancel()
 	id := string(uuid.NewUUID())
 	st := &callState{m: m, reconciling: true, ns: req.Namespace, name: req.Name,
 		log: m.log.WithValues("reconcileID", id, "object", req.String())}
 	ctx = context.WithValue(ctx, callKey{}, st)
-
-	inst, err := m.acquire(ctx)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
 	st.inst = inst
 	inst.stdout.reconcileID.Store(id)
 	inst.stderr.reconcileID.Store(id)
@@ -276,7 +284,9 @@ func (m *Module) acquire(ctx context.Context) (*instance, error) {
 	m.mu.Unlock()
 	m.rt.opts.Metrics.Instances.WithLabelValues(m.opts.Name).Inc()
 
-	inst, err := m.newInstance(ctx)
+	initCtx, cancel := context.WithTimeout(ctx, m.opts.InitTimeout)
+	defer cancel()
+	inst, err := m.newInstance(initCtx)
 	if err != nil {
 		m.mu.Lock()
 		m.live--

@@ -28,6 +28,7 @@ type Step struct {
 	Print        string                         `json:"print,omitempty"`
 	Panic        string                         `json:"panic,omitempty"`
 	Loop         bool                           `json:"loop,omitempty"`
+	Spin         int                            `json:"spin,omitempty"` // iterations of a busy loop
 	Grow         bool                           `json:"grow,omitempty"`
 	Exit         int                            `json:"exit,omitempty"`
 }
@@ -153,6 +154,11 @@ func run(rr abi.ReconcileRequest) error {
 			for {
 				sink++
 			}
+		case s.Spin > 0:
+			for i := 0; i < s.Spin; i++ {
+				sink += i ^ sink
+			}
+			continue
 		case s.Grow:
 			for {
 				hoard = append(hoard, make([]byte, 1<<20))

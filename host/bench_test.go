@@ -1,0 +1,151 @@
+package host_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/wre-dev/wre/engine/reconcile"
+	"github.com/wre-dev/wre/guest-sdk/abi"
+	"github.com/wre-dev/wre/host"
+	"github.com/wre-dev/wre/host/wasmtest"
+)
+
+// Run all with:
+//   go test -run '^$' -bench . -benchmem -count 6 ./host/ | tee bench.txt; benchstat bench.txt
+
+func deployment() *appsv1.Deployment {
+	labels := map[string]string{"app": "web", "tier": "frontend"}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", Labels: labels, UID: "0b8f5a4e-1a2b-4c3d-8e9f-001122334455",
+			Annotations: map[string]string{"deployment.kubernetes.io/revision": "3"}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr(int32(3)),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "web", Image: "registry.example.com/web:1.2.3",
+					Ports:     []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+					Env:       []corev1.EnvVar{{Name: "MODE", Value: "production"}, {Name: "LOG", Value: "info"}},
+					Resources: corev1.ResourceRequirements{},
+				}}},
+			},
+		},
+		Status: appsv1.DeploymentStatus{Replicas: 3, ReadyReplicas: 3, AvailableReplicas: 3, ObservedGeneration: 4},
+	}
+}
+
+// BenchmarkGetDeployment gets a cached Deployment through the host 10 times per
+// reconcile and decodes it in the guest into appsv1.Deployment: protobuf
+// (generated Unmarshal) versus JSON (encoding/json). ns/op is per reconcile.
+func BenchmarkGetDeployment(b *testing.B) {
+	wasm := wasmtest.Build(b, "testdata/guests/getdeploy")
+	for _, enc := range []struct{ name, accept string }{{"protobuf", abi.ContentTypeProtobuf}, {"json", abi.ContentTypeJSON}} {
+		b.Run("encoding="+enc.name, func(b *testing.B) {
+			cfg, _ := json.Marshal(map[string]any{"accept": enc.accept, "n": 10})
+			h := wasmtest.New(b, wasm, wasmtest.Options{
+				Objects: []runtime.Object{deployment()},
+				Cached:  []schema.GroupVersionResource{{Group: "apps", Version: "v1", Resource: "deployments"}},
+				Module: host.ModuleOptions{Config: cfg, Primary: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"},
+					PrimaryKind: "Deployment"},
+			})
+			ctx := b.Context()
+			if _, err := h.Reconcile(ctx, "ns", "web"); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := h.Reconcile(ctx, "ns", "web"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkTimeoutMechanism runs a guest that spins 10M loop iterations with
+// wazero's close-on-context-done (which makes a reconcile timeout able to stop
+// a loop) on and off.
+func BenchmarkTimeoutMechanism(b *testing.B) {
+	cfg, _ := json.Marshal(script{Steps: []step{{Spin: 10_000_000}}})
+	for _, mode := range []struct {
+		name string
+		opts host.RuntimeOptions
+	}{{"closeOnContextDone=on", host.RuntimeOptions{}}, {"closeOnContextDone=off", host.WithoutCloseOnContextDone(host.RuntimeOptions{})}} {
+		b.Run(mode.name, func(b *testing.B) {
+			h := wasmtest.New(b, scriptGuest(b), wasmtest.Options{Runtime: mode.opts, Module: host.ModuleOptions{Config: cfg}})
+			ctx := b.Context()
+			if _, err := h.Reconcile(ctx, "ns", "a"); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := h.Reconcile(ctx, "ns", "a"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkInstance creates and initializes a fresh instance per op (the
+// script guest, a standard-library Go reactor) and reports its linear memory.
+func BenchmarkInstance(b *testing.B) {
+	h := wasmtest.New(b, scriptGuest(b), wasmtest.Options{Module: host.ModuleOptions{MaxReconcilesPerInstance: 1}})
+	ctx := b.Context()
+	var mem float64
+	for b.Loop() {
+		// MaxReconcilesPerInstance=1: every reconcile instantiates, runs
+		// _initialize, reconciles and discards.
+		m, err := h.Runtime.NewModule(ctx, h.Compiled, host.ModuleOptions{Name: "mem", Client: h.Client, Primary: configMaps, PrimaryKind: "ConfigMap"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := m.Reconcile(ctx, reconcile.Request{}); err != nil {
+			b.Fatal(err)
+		}
+		mem = testutil.ToFloat64(h.Metrics.GuestMemory.WithLabelValues("mem"))
+		if err := m.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(mem, "linear-bytes/instance")
+}
+
+// BenchmarkCompile compiles the script guest (3.4 MB) in a new runtime per op:
+// cold with an empty cache directory, cached with a warm one.
+func BenchmarkCompile(b *testing.B) {
+	wasm := scriptGuest(b)
+	compile := func(b *testing.B, dir string) {
+		ctx := context.Background()
+		rt, err := host.NewRuntime(ctx, host.RuntimeOptions{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rt.Close(ctx)
+		if _, err := rt.Compile(ctx, "bench", wasm); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("cache=cold", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			compile(b, fmt.Sprintf("%s/%d", b.TempDir(), i))
+		}
+	})
+	b.Run("cache=warm", func(b *testing.B) {
+		dir := b.TempDir()
+		compile(b, dir)
+		for b.Loop() {
+			compile(b, dir)
+		}
+	})
+}

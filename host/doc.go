@@ -1,0 +1,27 @@
+// Package host runs wre reconciler modules: WebAssembly guests that speak the
+// ABI specified in docs/abi.md, executed by wazero in a sandbox.
+//
+// A Runtime compiles modules (once per digest, with an optional on-disk
+// compilation cache) and validates their ABI marker, exports and imports. A
+// Module made from compiled code implements reconcile.Reconciler with a pool
+// of instances.
+//
+// Guarantees:
+//   - Sandbox: no filesystem, sockets or environment; guest stdout/stderr become
+//     log lines tagged with the module and reconcile ID; linear memory is capped
+//     per instance; a per-reconcile timeout stops even a guest spinning in a loop.
+//   - Isolation of failures: a trap, panic, timeout, exhausted memory or ABI
+//     violation fails only that reconcile with an error naming the reason (the
+//     engine's backoff applies), discards the instance, counts
+//     wre_guest_traps_total and records a Warning event on the object.
+//   - Host calls never panic the host on guest input: bad pointers and lengths,
+//     oversized or malformed messages and unknown ops become error statuses.
+//   - Every host call is checked against the module's Permissions, cache reads
+//     included; Secrets need a grant that names them.
+//   - Instances are created lazily up to the module's concurrency and replaced
+//     after a trap, after MaxReconcilesPerInstance reconciles and after idling.
+//   - Close methods are idempotent and close everything their value created.
+//
+// host/wasmtest runs a built module through this host against fixture objects.
+// RATIONALE.md records the design choices and their measurements.
+package host
