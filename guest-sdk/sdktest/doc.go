@@ -17,9 +17,12 @@
 //     ignored by status writes), finalizers and deletionTimestamp, generateName,
 //     and garbage collection of dependents through ownerReferences.
 //   - Patches: JSON merge, JSON patch and strategic merge (built-in types only,
-//     415 for others) are applied as the API server does. Server-side apply is
-//     approximated: it creates the object or merges the configuration into it
-//     (strategic merge for built-in types), it does not track field ownership.
+//     415 for others) are applied as the API server does. Server-side apply
+//     runs apimachinery's field manager: managedFields are kept for every
+//     write, fields a manager stops applying are removed, and applying a field
+//     another manager owns is a Conflict unless forced. Field sets are deduced
+//     from the objects (no OpenAPI schema), so every list is atomic. The module
+//     writes as ModuleFieldManager, the test as TestFieldManager.
 //   - Every call the module makes is recorded (Actions, Writes), and so are its
 //     events and log lines. Calls made through Env.Client (the test's own
 //     fixtures and "other controllers") are not recorded, keep the status they

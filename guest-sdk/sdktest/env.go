@@ -11,7 +11,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 
 	"github.com/wre-dev/wre/guest-sdk/abi"
 	"github.com/wre-dev/wre/guest-sdk/client"
@@ -38,6 +40,8 @@ type Env struct {
 	events  []Event
 	logs    []LogLine
 	faults  []fault
+
+	fieldManagers map[schema.GroupVersionKind]*managedfields.FieldManager
 }
 
 // Option configures an Env.
@@ -92,6 +96,8 @@ func New(t testing.TB, m wre.Module, opts ...Option) *Env {
 		config:  []byte("{}"),
 		now:     time.Now,
 		objects: map[objectKey]*unstructured.Unstructured{},
+
+		fieldManagers: map[schema.GroupVersionKind]*managedfields.FieldManager{},
 	}
 	inst, err := m.Instantiate(moduleCaller{e})
 	if err != nil {

@@ -3,6 +3,7 @@ package sdktest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -326,6 +327,45 @@ func TestReadWrite(t *testing.T) {
 				env.MustGet(key, &svc)
 				if len(svc.Spec.Ports) != 1 || svc.Generation != 1 {
 					t.Fatalf("ports %v generation %d", svc.Spec.Ports, svc.Generation)
+				}
+			},
+		},
+		{
+			name: "server-side apply removes what the manager stopped applying",
+			do: func(ctx context.Context, c client.Client) error {
+				for _, lbls := range []map[string]string{{"a": "1", "b": "2"}, {"a": "1"}} {
+					if err := c.Patch(ctx, configMap("a", nil, lbls), client.Apply); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			check: func(t *testing.T, env *sdktest.Env) {
+				var cm corev1.ConfigMap
+				env.MustGet(key, &cm)
+				if len(cm.Labels) != 1 || cm.Labels["a"] != "1" {
+					t.Fatalf("labels %v", cm.Labels)
+				}
+				if len(cm.ManagedFields) != 1 || cm.ManagedFields[0].Manager != sdktest.ModuleFieldManager || cm.ManagedFields[0].Operation != metav1.ManagedFieldsOperationApply {
+					t.Fatalf("managed fields %+v", cm.ManagedFields)
+				}
+			},
+		},
+		{
+			name: "server-side apply of a field another manager owns is a Conflict without force",
+			objs: []client.Object{configMap("a", map[string]string{"k": "theirs"}, nil)},
+			do: func(ctx context.Context, c client.Client) error {
+				err := c.Patch(ctx, configMap("a", map[string]string{"k": "mine"}, nil), client.Apply)
+				if !apierrors.IsConflict(err) {
+					return fmt.Errorf("apply without force: %v", err)
+				}
+				return c.Patch(ctx, configMap("a", map[string]string{"k": "mine"}, nil), client.Apply, client.ForceOwnership)
+			},
+			check: func(t *testing.T, env *sdktest.Env) {
+				var cm corev1.ConfigMap
+				env.MustGet(key, &cm)
+				if cm.Data["k"] != "mine" {
+					t.Fatalf("data %v", cm.Data)
 				}
 			},
 		},

@@ -24,6 +24,16 @@ type write struct {
 	env      *Env
 	req      *abi.Request
 	external bool
+	// applied is set once a server-side apply computed the managed fields.
+	applied bool
+}
+
+// manager is the field manager of the write.
+func (w *write) manager() string {
+	if w.external {
+		return TestFieldManager
+	}
+	return ModuleFieldManager
 }
 
 func (w *write) gr() schema.GroupResource {
@@ -84,6 +94,13 @@ func (w *write) createObject(obj *unstructured.Unstructured) (*unstructured.Unst
 		obj.SetUID(types.UID(fmt.Sprintf("00000000-0000-4000-8000-%012d", e.rv+1)))
 	}
 	obj.SetCreationTimestamp(metav1.NewTime(e.now().UTC().Truncate(1e9)))
+	if !w.applied {
+		empty := &unstructured.Unstructured{}
+		empty.SetGroupVersionKind(obj.GroupVersionKind())
+		if obj, err = w.track(empty, obj); err != nil {
+			return nil, err
+		}
+	}
 	return w.store(key, obj)
 }
 
@@ -116,17 +133,14 @@ func (w *write) replace(obj *unstructured.Unstructured, status bool) (*unstructu
 	}
 	if status {
 		next = old.DeepCopy()
-		if s, ok := obj.Object["status"]; ok {
-			next.Object["status"] = s
-		} else {
-			delete(next.Object, "status")
-		}
+		copyStatus(next, obj)
 	} else {
 		if !w.external {
-			if s, ok := old.Object["status"]; ok {
-				next.Object["status"] = s
-			} else {
-				delete(next.Object, "status")
+			copyStatus(next, old)
+		}
+		if !w.applied {
+			if next, err = w.track(old, next); err != nil {
+				return nil, err
 			}
 		}
 		next.SetUID(old.GetUID())
@@ -138,6 +152,15 @@ func (w *write) replace(obj *unstructured.Unstructured, status bool) (*unstructu
 		}
 	}
 	return w.store(key, next)
+}
+
+// copyStatus replaces the status of dst by that of src.
+func copyStatus(dst, src *unstructured.Unstructured) {
+	if st, ok := src.Object["status"]; ok {
+		dst.Object["status"] = st
+	} else {
+		delete(dst.Object, "status")
+	}
 }
 
 // store normalizes obj, gives it the next resourceVersion and stores it (unless
@@ -167,13 +190,17 @@ func (w *write) patch(status bool) (*unstructured.Unstructured, error) {
 		if req.PatchType != abi.PatchApply || status {
 			return nil, notFound(req, req.Name)
 		}
-		obj, err := decodeJSONObject(req.Body)
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(gvkOf(req))
+		live.SetNamespace(req.Namespace)
+		live.SetName(req.Name)
+		obj, err := w.serverSideApply(live)
 		if err != nil {
 			return nil, err
 		}
 		return w.createObject(obj)
 	}
-	patched, err := e.applyPatch(old, req)
+	patched, err := w.applyPatch(old)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +212,11 @@ func (w *write) patch(status bool) (*unstructured.Unstructured, error) {
 }
 
 // applyPatch returns old with the request's patch applied.
-func (e *Env) applyPatch(old *unstructured.Unstructured, req *abi.Request) (*unstructured.Unstructured, error) {
+func (w *write) applyPatch(old *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	e, req := w.env, w.req
+	if req.PatchType == abi.PatchApply {
+		return w.serverSideApply(old)
+	}
 	builtin := guest.ContentType(e.typed(old.GroupVersionKind())) == abi.ContentTypeProtobuf
 	// Patches decode numbers as float64; so must the object, or merge keys and
 	// test values of 80 and 80.0 would differ.
@@ -213,23 +244,19 @@ func (e *Env) applyPatch(old *unstructured.Unstructured, req *abi.Request) (*uns
 		if doc, err = patch.ApplyJSON(orig, ops); err != nil {
 			return nil, invalid(err)
 		}
-	case abi.PatchStrategicMerge, abi.PatchApply:
+	case abi.PatchStrategicMerge:
+		if !builtin {
+			return nil, unsupportedMedia(req.PatchType + " for " + old.GetKind())
+		}
 		p, err := decodeJSONObject(req.Body)
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case builtin:
-			m, err := strategicpatch.StrategicMergeMapPatch(orig, p.Object, e.typed(old.GroupVersionKind()))
-			if err != nil {
-				return nil, invalid(err)
-			}
-			doc = map[string]any(m)
-		case req.PatchType == abi.PatchApply:
-			doc = patch.ApplyMerge(orig, p.Object)
-		default:
-			return nil, unsupportedMedia(req.PatchType + " for " + old.GetKind())
+		m, err := strategicpatch.StrategicMergeMapPatch(orig, p.Object, e.typed(old.GroupVersionKind()))
+		if err != nil {
+			return nil, invalid(err)
 		}
+		doc = map[string]any(m)
 	default:
 		return nil, unsupportedMedia(req.PatchType)
 	}
