@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	k8stesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
 	"github.com/wre-dev/wre/host"
@@ -73,4 +75,59 @@ func TestStatusSyncWasm(t *testing.T) {
 	current, _, _ := unstructured.NestedString(got.Object, "status", "current")
 	require.Equal(t, "blue", current)
 	require.Len(t, h.Events(), 1)
+}
+
+func TestConfigMapReplicatorWasm(t *testing.T) {
+	configmaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	h := run(t, "configmap-replicator", nil,
+		object("v1", "ConfigMap", "src", "settings", map[string]any{
+			"metadata": map[string]any{"annotations": map[string]any{"wre.dev/replicate-to": "a,b"}},
+			"data":     map[string]any{"k": "v"},
+		}))
+
+	res, err := h.Reconcile(t.Context(), "src", "settings")
+	require.NoError(t, err)
+	require.Positive(t, res.RequeueAfter)
+	for _, ns := range []string{"a", "b"} {
+		c, err := h.Get(t.Context(), configmaps, ns, "settings")
+		require.NoError(t, err, "copy in %s", ns)
+		v, _, _ := unstructured.NestedString(c.Object, "data", "k")
+		require.Equal(t, "v", v)
+		require.Equal(t, "src", c.GetLabels()["wre.dev/replica-of-namespace"])
+	}
+	src, err := h.Get(t.Context(), configmaps, "src", "settings")
+	require.NoError(t, err)
+	require.Equal(t, []string{"wre.dev/replicator"}, src.GetFinalizers())
+}
+
+func TestAppOperatorWasm(t *testing.T) {
+	apps := schema.GroupVersionResource{Group: "demo.wre.dev", Version: "v1", Resource: "apps"}
+	h := run(t, "app-operator", map[schema.GroupVersionResource]string{apps: "AppList"},
+		object("demo.wre.dev/v1", "App", "shop", "web", map[string]any{
+			"metadata": map[string]any{"uid": "app-uid"},
+			"spec":     map[string]any{"image": "nginx:1", "replicas": int64(2), "port": int64(8080)},
+		}))
+
+	// The fake dynamic client of wasmtest does not implement server-side
+	// apply, so the reconcile may fail after the apply call: what this test
+	// checks is the apply configuration the wasm module sent through the host.
+	_, _ = h.Reconcile(t.Context(), "shop", "web")
+	var applied *unstructured.Unstructured
+	for _, a := range h.Client.Actions() {
+		p, ok := a.(k8stesting.PatchAction)
+		if ok && a.GetResource().Resource == "deployments" && p.GetPatchType() == types.ApplyPatchType {
+			applied = &unstructured.Unstructured{}
+			require.NoError(t, applied.UnmarshalJSON(p.GetPatch()))
+		}
+	}
+	require.NotNil(t, applied, "no apply of the Deployment in %v", h.Client.Actions())
+	require.Equal(t, "Deployment", applied.GetKind())
+	require.Equal(t, "web", applied.GetName())
+	refs := applied.GetOwnerReferences()
+	require.Len(t, refs, 1)
+	require.Equal(t, types.UID("app-uid"), refs[0].UID)
+	require.True(t, *refs[0].Controller)
+	containers, _, _ := unstructured.NestedSlice(applied.Object, "spec", "template", "spec", "containers")
+	require.Len(t, containers, 1)
+	require.Equal(t, "nginx:1", containers[0].(map[string]any)["image"])
 }
