@@ -4,11 +4,14 @@
 package modules_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -20,7 +23,8 @@ import (
 	"github.com/wre-dev/wre/host/wasmtest"
 )
 
-// manifest is the part of a module.yaml these tests use.
+// manifest is the part of a module.yaml these tests use: the limits and
+// permissions the module runs with.
 type manifest struct {
 	Name string `json:"name"`
 	For  struct {
@@ -29,7 +33,11 @@ type manifest struct {
 		Resource string `json:"resource"`
 		Kind     string `json:"kind"`
 	} `json:"for"`
-	Permissions host.Permissions `json:"permissions"`
+	Permissions      host.Permissions  `json:"permissions"`
+	Concurrency      int               `json:"concurrency"`
+	ReconcileTimeout metav1.Duration   `json:"reconcileTimeout"`
+	MemoryLimit      resource.Quantity `json:"memoryLimit"`
+	Config           json.RawMessage   `json:"config"`
 }
 
 // run builds the module in dir and starts it in the real host over objs.
@@ -44,10 +52,14 @@ func run(t *testing.T, dir string, listKinds map[schema.GroupVersionResource]str
 	}
 	return wasmtest.New(t, wasmtest.Build(t, dir), wasmtest.Options{
 		Module: host.ModuleOptions{
-			Name:        m.Name,
-			Permissions: m.Permissions,
-			Primary:     schema.GroupVersionResource{Group: m.For.Group, Version: m.For.Version, Resource: m.For.Resource},
-			PrimaryKind: m.For.Kind,
+			Name:             m.Name,
+			Permissions:      m.Permissions,
+			Concurrency:      m.Concurrency,
+			ReconcileTimeout: m.ReconcileTimeout.Duration,
+			MemoryLimitBytes: uint64(m.MemoryLimit.Value()),
+			Config:           m.Config,
+			Primary:          schema.GroupVersionResource{Group: m.For.Group, Version: m.For.Version, Resource: m.For.Resource},
+			PrimaryKind:      m.For.Kind,
 		},
 		Objects:   objs,
 		ListKinds: listKinds,

@@ -40,6 +40,9 @@ func wreFree(ptr uint32) { delete(allocs, ptr) }
 //go:wasmexport wre_reconcile
 func wreReconcile(ptr, length uint32) uint64 {
 	resp := reconcileRegistered(take(ptr, length))
+	if len(resp) == 0 {
+		return 0 // success, nothing to requeue (docs/abi.md §2)
+	}
 	p := wreAlloc(uint32(len(resp)))
 	copy(allocs[p], resp)
 	return abi.Pack(p, uint32(len(resp)))
