@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -88,6 +89,27 @@ func TestEngineDeployment(t *testing.T) {
 	assert.Equal(t, "ghcr.io/wre-dev/wre:latest", c.Image)
 	assert.Equal(t, "wre", d.Spec.Template.Spec.ServiceAccountName)
 
+	t.Run("the Role allows exactly the leader-election Lease", func(t *testing.T) {
+		id := flagValue(c.Args, "--leader-election-id")
+		require.NotEmpty(t, id, "--leader-election-id is explicit, so the Role can name it")
+		var role rbacv1.Role
+		get(t, objs, "Role", "wre", &role)
+		var named []string
+		for _, r := range role.Rules {
+			if slices.Contains(r.Resources, "leases") && slices.Contains(r.Verbs, "update") {
+				named = append(named, r.ResourceNames...)
+			}
+		}
+		assert.Equal(t, []string{id}, named)
+	})
+
+	t.Run("termination grace outlasts graceful shutdown", func(t *testing.T) {
+		timeout, err := time.ParseDuration(flagValue(c.Args, "--graceful-shutdown-timeout"))
+		require.NoError(t, err)
+		grace := time.Duration(*d.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second
+		assert.Greater(t, grace, timeout)
+	})
+
 	t.Run("probes", func(t *testing.T) {
 		for name, p := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe, "startup": c.StartupProbe} {
 			require.NotNil(t, p, name)
@@ -127,12 +149,7 @@ func TestEngineDeployment(t *testing.T) {
 	})
 
 	t.Run("compilation cache on an emptyDir", func(t *testing.T) {
-		var dir string
-		for _, a := range c.Args {
-			if v, ok := strings.CutPrefix(a, "--cache-dir="); ok {
-				dir = v
-			}
-		}
+		dir := flagValue(c.Args, "--cache-dir")
 		require.NotEmpty(t, dir, "--cache-dir")
 		i := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == dir })
 		require.GreaterOrEqual(t, i, 0, "nothing mounted at %s", dir)
@@ -184,6 +201,7 @@ func TestDevOverlay(t *testing.T) {
 	assert.EqualValues(t, 1, *d.Spec.Replicas)
 	args := d.Spec.Template.Spec.Containers[0].Args
 	assert.Contains(t, args, "-v=2")
+	assert.Equal(t, "text", flagValue(args, "--log-format"))
 	assert.Contains(t, args, "--leader-elect")
 }
 
@@ -220,6 +238,17 @@ func TestExamplesOverlay(t *testing.T) {
 	for _, m := range ExampleModules {
 		assert.True(t, modules[m], "module ConfigMap of %s", m)
 	}
+}
+
+// flagValue returns the value of the last --name=value in args.
+func flagValue(args []string, name string) string {
+	var v string
+	for _, a := range args {
+		if val, ok := strings.CutPrefix(a, name+"="); ok {
+			v = val
+		}
+	}
+	return v
 }
 
 var flagName = regexp.MustCompile(`^(--?[a-z0-9-]+)`)
