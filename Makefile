@@ -1,0 +1,60 @@
+# wre — build, test and run. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+# Cache for control plane binaries and other tools, outside the checkout.
+export WRE_CACHE_DIR ?= $(HOME)/.cache/wre
+STATICCHECK_VERSION := v0.8.2
+BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
+# Go modules nested in this repository besides the root and the control plane tools.
+SUBMODULES := $(sort $(patsubst ./%/go.mod,%,$(shell find . -name go.mod -not -path ./go.mod -not -path './test/tools/*' -not -path './.git/*')))
+TEST_FLAGS ?= -race -timeout 40m
+WRE_CLUSTER := $(GO) run ./test/controlplane/cmd/wre-cluster
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: test
+test: check controlplane unit-and-integration submodule-tests ## THE test command: vet, gofmt, every unit, integration and end-to-end test
+	@echo "make test: all suites passed"
+
+.PHONY: check
+check: ## go vet and gofmt on every Go module of the repository
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	@set -e; for m in $(SUBMODULES); do echo "go vet ($$m)"; (cd $$m && $(GO) vet ./...); done
+
+.PHONY: unit-and-integration
+unit-and-integration: ## go test -race on the root module (integration suites start a local control plane)
+	$(GO) test $(TEST_FLAGS) ./...
+
+.PHONY: submodule-tests
+submodule-tests: ## go test on the guest SDK and every example module
+	@set -e; for m in $(SUBMODULES); do echo "go test ($$m)"; (cd $$m && $(GO) test $(TEST_FLAGS) ./...); done
+
+.PHONY: controlplane
+controlplane: ## build etcd, kube-apiserver, kube-controller-manager from source into $(WRE_CACHE_DIR)
+	$(WRE_CLUSTER) build
+
+.PHONY: cluster-up
+cluster-up: controlplane ## start a local control plane in the background; prints the kubeconfig
+	$(WRE_CLUSTER) up
+
+.PHONY: cluster-down
+cluster-down: ## stop the control plane started by cluster-up
+	$(WRE_CLUSTER) down
+
+.PHONY: demo
+demo: controlplane ## run the local control plane in the foreground until Ctrl-C
+	@echo "make demo: the engine is not wired in yet; this starts the local control plane only."
+	$(WRE_CLUSTER) run -dir $(WRE_CACHE_DIR)/demo
+
+.PHONY: lint
+lint: ## staticcheck (pinned) on the root module
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+.PHONY: cover
+cover: controlplane ## statement coverage of engine/ and host/
+	$(GO) test -race -coverprofile=cover.out ./engine/... ./host/...
+	$(GO) tool cover -func=cover.out | tail -n 1

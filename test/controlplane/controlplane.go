@@ -1,0 +1,389 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// AdminUser is the name of the admin identity; it is in system:masters.
+const AdminUser = "wre-admin"
+
+// Options configure Start. The zero value is ready to use.
+type Options struct {
+	// Dir holds data, certificates, logs and kubeconfigs. Defaults to a new
+	// temporary directory, removed by Stop.
+	Dir string
+	// Log receives build and progress messages. Defaults to io.Discard.
+	Log io.Writer
+	// Detached starts the components in their own sessions so they outlive
+	// this process (for `make cluster-up`); stop them with StopDetached.
+	Detached bool
+	// ReadyTimeout bounds the wait for each component to become ready.
+	// Defaults to 90s.
+	ReadyTimeout time.Duration
+}
+
+// ControlPlane is a running etcd, kube-apiserver and kube-controller-manager.
+type ControlPlane struct {
+	opts    Options
+	dir     string
+	ownsDir bool
+	binDir  string
+	token   string
+	pki     *pki
+
+	etcdPort, etcdPeerPort, apiPort, kcmPort int
+
+	etcd, apiserver, kcm *process
+	stopped              bool
+}
+
+// state is written to Dir/state.json so a detached control plane can be found
+// and stopped by another process.
+type state struct {
+	Kubeconfig string `json:"kubeconfig"`
+	Server     string `json:"server"`
+	PIDs       []int  `json:"pids"`
+}
+
+// Start builds missing binaries, starts etcd, kube-apiserver and
+// kube-controller-manager on free loopback ports and waits until the API
+// server's /readyz and the controller manager's /healthz answer ok. On error
+// everything started so far is stopped again.
+func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 90 * time.Second
+	}
+	binDir, err := EnsureBinaries(ctx, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	c := &ControlPlane{opts: opts, binDir: binDir, dir: opts.Dir}
+	if c.dir == "" {
+		if c.dir, err = os.MkdirTemp("", "wre-controlplane-"); err != nil {
+			return nil, fmt.Errorf("create control plane directory: %w", err)
+		}
+		c.ownsDir = true
+	} else if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create control plane directory: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = c.Stop()
+		}
+	}()
+	if err := c.prepare(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := c.startEtcd(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.StartAPIServer(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.startControllerManager(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.writeState(); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(opts.Log, "controlplane: ready in %s at %s (kubeconfig %s)\n",
+		time.Since(start).Round(time.Millisecond), c.Server(), c.KubeconfigPath())
+	return c, nil
+}
+
+func (c *ControlPlane) prepare() error {
+	ports, err := freePorts(4)
+	if err != nil {
+		return err
+	}
+	c.etcdPort, c.etcdPeerPort, c.apiPort, c.kcmPort = ports[0], ports[1], ports[2], ports[3]
+	buf := make([]byte, 16)
+	if _, err := rand.Read(buf); err != nil {
+		return err
+	}
+	c.token = hex.EncodeToString(buf)
+	if c.pki, err = writePKI(c.dir); err != nil {
+		return fmt.Errorf("write certificates: %w", err)
+	}
+	tokens := fmt.Sprintf("%s,%s,%s,\"system:masters\"\n", c.token, AdminUser, AdminUser)
+	if err := os.WriteFile(c.path("tokens.csv"), []byte(tokens), 0o600); err != nil {
+		return err
+	}
+	return writeKubeconfig(c.KubeconfigPath(), c.Config())
+}
+
+func (c *ControlPlane) path(name string) string { return filepath.Join(c.dir, name) }
+
+func (c *ControlPlane) newProcess(name string, args ...string) *process {
+	return &process{
+		name:     name,
+		path:     filepath.Join(c.binDir, name),
+		args:     args,
+		logPath:  c.path(name + ".log"),
+		detached: c.opts.Detached,
+	}
+}
+
+func (c *ControlPlane) startEtcd(ctx context.Context) error {
+	client := "http://127.0.0.1:" + strconv.Itoa(c.etcdPort)
+	peer := "http://127.0.0.1:" + strconv.Itoa(c.etcdPeerPort)
+	c.etcd = c.newProcess("etcd",
+		"--name=default",
+		"--data-dir="+c.path("etcd"),
+		"--listen-client-urls="+client,
+		"--advertise-client-urls="+client,
+		"--listen-peer-urls="+peer,
+		"--initial-advertise-peer-urls="+peer,
+		"--initial-cluster=default="+peer,
+		"--unsafe-no-fsync=true",
+		"--log-level=warn",
+	)
+	if err := c.etcd.start(); err != nil {
+		return err
+	}
+	return c.waitHealthy(ctx, c.etcd, client+"/health", nil)
+}
+
+// StartAPIServer starts kube-apiserver (again, after StopAPIServer) on the
+// same port and data and waits for /readyz.
+func (c *ControlPlane) StartAPIServer(ctx context.Context) error {
+	if c.apiserver != nil && c.apiserver.running() {
+		return errors.New("kube-apiserver is already running")
+	}
+	c.apiserver = c.newProcess("kube-apiserver",
+		"--etcd-servers=http://127.0.0.1:"+strconv.Itoa(c.etcdPort),
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(c.apiPort),
+		"--tls-cert-file="+c.pki.servingCert,
+		"--tls-private-key-file="+c.pki.servingKey,
+		"--token-auth-file="+c.path("tokens.csv"),
+		"--authorization-mode=RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-key-file="+c.pki.saPublic,
+		"--service-account-signing-key-file="+c.pki.saPrivate,
+		"--service-cluster-ip-range=10.0.0.0/24",
+		"--cert-dir="+c.path("apiserver-certs"),
+		"--profiling=false",
+		"--v=0",
+	)
+	if err := c.apiserver.start(); err != nil {
+		return err
+	}
+	if err := c.waitHealthy(ctx, c.apiserver, c.Server()+"/readyz", c.authHeader()); err != nil {
+		return err
+	}
+	return c.writeState()
+}
+
+// StopAPIServer stops kube-apiserver alone, leaving etcd and its data in place.
+func (c *ControlPlane) StopAPIServer() error {
+	if c.apiserver == nil {
+		return nil
+	}
+	// kube-apiserver drains for a long time on SIGTERM; tests want it gone.
+	return c.apiserver.stop(time.Second)
+}
+
+// RestartAPIServer stops and starts kube-apiserver; data in etcd survives.
+func (c *ControlPlane) RestartAPIServer(ctx context.Context) error {
+	if err := c.StopAPIServer(); err != nil {
+		return err
+	}
+	return c.StartAPIServer(ctx)
+}
+
+func (c *ControlPlane) startControllerManager(ctx context.Context) error {
+	c.kcm = c.newProcess("kube-controller-manager",
+		"--kubeconfig="+c.KubeconfigPath(),
+		"--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller",
+		"--leader-elect=false",
+		"--bind-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(c.kcmPort),
+		"--cert-dir="+c.path("kcm-certs"),
+		"--use-service-account-credentials=false",
+		"--v=0",
+	)
+	if err := c.kcm.start(); err != nil {
+		return err
+	}
+	return c.waitHealthy(ctx, c.kcm, "https://127.0.0.1:"+strconv.Itoa(c.kcmPort)+"/healthz", nil)
+}
+
+func (c *ControlPlane) authHeader() http.Header {
+	return http.Header{"Authorization": []string{"Bearer " + c.token}}
+}
+
+// waitHealthy polls url until it answers 200, the process exits, or the ready
+// timeout passes.
+func (c *ControlPlane) waitHealthy(ctx context.Context, p *process, url string, header http.Header) error {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.ReadyTimeout)
+	defer cancel()
+	// The controller manager serves a self-signed certificate; the API server
+	// one from our CA. Health checks only need to reach the endpoint.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // loopback health probe
+	}}
+	defer client.CloseIdleConnections()
+	var last string
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-p.done:
+			return p.exited()
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready at %s after %s (last: %s)\n%s", p.name, url, c.opts.ReadyTimeout, last, tail(p.logPath, 30))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Server returns the API server URL.
+func (c *ControlPlane) Server() string { return "https://127.0.0.1:" + strconv.Itoa(c.apiPort) }
+
+// Dir returns the directory holding data, logs and kubeconfigs.
+func (c *ControlPlane) Dir() string { return c.dir }
+
+// Config returns a new admin (system:masters) client configuration.
+func (c *ControlPlane) Config() *rest.Config {
+	return &rest.Config{
+		Host:            c.Server(),
+		BearerToken:     c.token,
+		TLSClientConfig: rest.TLSClientConfig{CAData: c.pki.caPEM},
+		QPS:             200,
+		Burst:           400,
+	}
+}
+
+// ConfigFor returns a configuration that impersonates user with groups, so
+// that the cluster's RBAC decides what it may do.
+func (c *ControlPlane) ConfigFor(user string, groups ...string) *rest.Config {
+	cfg := c.Config()
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups}
+	return cfg
+}
+
+// ServiceAccountConfig returns a configuration that impersonates the service
+// account namespace/name with the groups the API server gives it.
+func (c *ControlPlane) ServiceAccountConfig(namespace, name string) *rest.Config {
+	return c.ConfigFor("system:serviceaccount:"+namespace+":"+name,
+		"system:serviceaccounts", "system:serviceaccounts:"+namespace, "system:authenticated")
+}
+
+// KubeconfigPath returns the admin kubeconfig file.
+func (c *ControlPlane) KubeconfigPath() string { return c.path("kubeconfig") }
+
+// WriteKubeconfig writes a kubeconfig for cfg (e.g. from ConfigFor) to path.
+func (c *ControlPlane) WriteKubeconfig(path string, cfg *rest.Config) error {
+	return writeKubeconfig(path, cfg)
+}
+
+func writeKubeconfig(path string, cfg *rest.Config) error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["wre"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["wre"] = &clientcmdapi.AuthInfo{
+		Token:             cfg.BearerToken,
+		Impersonate:       cfg.Impersonate.UserName,
+		ImpersonateGroups: cfg.Impersonate.Groups,
+	}
+	kc.Contexts["wre"] = &clientcmdapi.Context{Cluster: "wre", AuthInfo: "wre", Namespace: "default"}
+	kc.CurrentContext = "wre"
+	return clientcmd.WriteToFile(*kc, path)
+}
+
+// PIDs returns the process ids of the running components.
+func (c *ControlPlane) PIDs() []int {
+	var pids []int
+	for _, p := range []*process{c.etcd, c.apiserver, c.kcm} {
+		if p != nil && p.running() {
+			pids = append(pids, p.pid())
+		}
+	}
+	return pids
+}
+
+func (c *ControlPlane) writeState() error {
+	data, err := json.MarshalIndent(state{Kubeconfig: c.KubeconfigPath(), Server: c.Server(), PIDs: c.PIDs()}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(c.path("state.json"), data, 0o644)
+}
+
+// Stop stops every component (controller manager, API server, etcd, in that
+// order) and removes the directory if Start created it. It is idempotent.
+func (c *ControlPlane) Stop() error {
+	if c.stopped {
+		return nil
+	}
+	c.stopped = true
+	var errs []error
+	for _, step := range []struct {
+		p     *process
+		grace time.Duration
+	}{{c.kcm, 2 * time.Second}, {c.apiserver, time.Second}, {c.etcd, 5 * time.Second}} {
+		if step.p != nil {
+			errs = append(errs, step.p.stop(step.grace))
+		}
+	}
+	if c.ownsDir {
+		errs = append(errs, os.RemoveAll(c.dir))
+	}
+	return errors.Join(errs...)
+}
+
+// StopDetached stops a control plane that Start ran with Detached in dir and
+// removes dir.
+func StopDetached(dir string) error {
+	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return fmt.Errorf("read control plane state: %w", err)
+	}
+	var st state
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Errorf("parse %s: %w", filepath.Join(dir, "state.json"), err)
+	}
+	// Reverse start order: controller manager, API server, etcd.
+	for i := len(st.PIDs) - 1; i >= 0; i-- {
+		killGroup(st.PIDs[i], 2*time.Second)
+	}
+	return os.RemoveAll(dir)
+}

@@ -1,0 +1,191 @@
+package controlplane_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+
+	"github.com/wre-dev/wre/test/controlplane"
+)
+
+var cp *controlplane.ControlPlane
+
+func TestMain(m *testing.M) { os.Exit(controlplane.RunMain(m, &cp)) }
+
+func adminClient(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	c, err := kubernetes.NewForConfig(cp.Config())
+	require.NoError(t, err)
+	return c
+}
+
+func TestNamespaceAndConfigMap(t *testing.T) {
+	ctx := t.Context()
+	client := adminClient(t)
+	ns := controlplane.Namespace(t, cp)
+
+	got, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, corev1.NamespaceActive, got.Status.Phase)
+
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "one", Namespace: ns}, Data: map[string]string{"k": "v"}}
+	_, err = client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})
+	require.NoError(t, err)
+	list, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=one"})
+	require.NoError(t, err)
+	require.Len(t, list.Items, 1)
+	assert.Equal(t, "v", list.Items[0].Data["k"])
+
+	require.NoError(t, client.CoreV1().ConfigMaps(ns).Delete(ctx, "one", metav1.DeleteOptions{}))
+	_, err = client.CoreV1().ConfigMaps(ns).Get(ctx, "one", metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "deleted ConfigMap is gone: %v", err)
+
+	// The namespace controller (kube-controller-manager) finalizes deletion.
+	require.NoError(t, client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}))
+	require.Eventually(t, func() bool {
+		_, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}, time.Minute, 200*time.Millisecond, "namespace %s is finalized and removed", ns)
+}
+
+func TestGarbageCollection(t *testing.T) {
+	ctx := t.Context()
+	client := adminClient(t)
+	ns := controlplane.Namespace(t, cp)
+
+	owner, err := client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owner", Namespace: ns}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	child := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+		Name: "child", Namespace: ns,
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: owner.Name, UID: owner.UID, Controller: ptr.To(true)}},
+	}}
+	_, err = client.CoreV1().ConfigMaps(ns).Create(ctx, child, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	require.NoError(t, client.CoreV1().ConfigMaps(ns).Delete(ctx, "owner", metav1.DeleteOptions{}))
+	require.Eventually(t, func() bool {
+		_, err := client.CoreV1().ConfigMaps(ns).Get(ctx, "child", metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}, 90*time.Second, 250*time.Millisecond, "the garbage collector deletes the owned child")
+}
+
+func TestAPIServerRestartKeepsData(t *testing.T) {
+	ctx := t.Context()
+	client := adminClient(t)
+	ns := controlplane.Namespace(t, cp)
+	_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "survivor", Namespace: ns}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	require.NoError(t, cp.StopAPIServer())
+	_, err = client.CoreV1().ConfigMaps(ns).Get(ctx, "survivor", metav1.GetOptions{})
+	require.Error(t, err, "API server is down")
+	require.NoError(t, cp.StartAPIServer(ctx))
+
+	got, err := client.CoreV1().ConfigMaps(ns).Get(ctx, "survivor", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "survivor", got.Name)
+
+	require.NoError(t, cp.RestartAPIServer(ctx))
+	_, err = client.CoreV1().ConfigMaps(ns).Get(ctx, "survivor", metav1.GetOptions{})
+	assert.NoError(t, err, "data survives a restart too")
+}
+
+func TestImpersonationIsBoundByRBAC(t *testing.T) {
+	ctx := t.Context()
+	ns := controlplane.Namespace(t, cp)
+	sa, err := kubernetes.NewForConfig(cp.ServiceAccountConfig(ns, "nobody"))
+	require.NoError(t, err)
+	_, err = sa.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+	assert.True(t, apierrors.IsForbidden(err), "a service account without roles may not list secrets: %v", err)
+
+	// Admin kubeconfig file works with client-go's loader, as kubectl would use it.
+	cfg, err := clientcmd.BuildConfigFromFlags("", cp.KubeconfigPath())
+	require.NoError(t, err)
+	c, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	_, err = c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	assert.NoError(t, err)
+
+	// A kubeconfig for an impersonated identity carries the impersonation.
+	path := t.TempDir() + "/sa.kubeconfig"
+	require.NoError(t, cp.WriteKubeconfig(path, cp.ServiceAccountConfig(ns, "nobody")))
+	cfg, err = clientcmd.BuildConfigFromFlags("", path)
+	require.NoError(t, err)
+	assert.Equal(t, "system:serviceaccount:"+ns+":nobody", cfg.Impersonate.UserName)
+}
+
+// TestStopLeavesNothing starts a second, private control plane and checks
+// that Stop leaves no process, listening port or directory behind.
+func TestStopLeavesNothing(t *testing.T) {
+	start := time.Now()
+	other, err := controlplane.Start(t.Context(), controlplane.Options{})
+	require.NoError(t, err)
+	t.Logf("second control plane ready in %s", time.Since(start).Round(time.Millisecond))
+	t.Cleanup(func() { _ = other.Stop() })
+
+	pids := other.PIDs()
+	require.Len(t, pids, 3, "etcd, kube-apiserver and kube-controller-manager run")
+	dir := other.Dir()
+	host := other.Server()[len("https://"):]
+
+	require.NoError(t, other.Stop())
+	require.NoError(t, other.Stop(), "Stop is idempotent")
+
+	for _, pid := range pids {
+		err := syscall.Kill(pid, 0)
+		assert.ErrorIs(t, err, syscall.ESRCH, "process %d is gone", pid)
+	}
+	_, err = os.Stat(dir)
+	assert.True(t, os.IsNotExist(err), "directory %s is removed", dir)
+	conn, err := net.DialTimeout("tcp", host, time.Second)
+	if err == nil {
+		conn.Close()
+	}
+	assert.Error(t, err, "nothing listens on %s any more", host)
+}
+
+func TestDetachedStartAndStop(t *testing.T) {
+	dir := t.TempDir() + "/cluster"
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	detached, err := controlplane.Start(ctx, controlplane.Options{Dir: dir, Detached: true})
+	require.NoError(t, err)
+	pids := detached.PIDs()
+	require.Len(t, pids, 3)
+	require.FileExists(t, dir+"/state.json")
+
+	require.NoError(t, controlplane.StopDetached(dir))
+	for _, pid := range pids {
+		require.Eventually(t, func() bool {
+			// Detached processes are our children too until reaped; a zombie
+			// counts as gone once it no longer runs.
+			data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			return err != nil || containsState(string(data), 'Z')
+		}, 30*time.Second, 50*time.Millisecond, "process %d stopped", pid)
+	}
+	assert.NoDirExists(t, dir)
+	assert.Error(t, controlplane.StopDetached(dir), "stopping twice names the missing state")
+}
+
+// containsState reports whether a /proc/PID/stat line has process state s.
+func containsState(stat string, s byte) bool {
+	for i := len(stat) - 1; i > 0; i-- {
+		if stat[i] == ')' && i+2 < len(stat) {
+			return stat[i+2] == s
+		}
+	}
+	return false
+}
