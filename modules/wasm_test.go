@@ -41,7 +41,7 @@ type manifest struct {
 }
 
 // run builds the module in dir and starts it in the real host over objs.
-func run(t *testing.T, dir string, listKinds map[schema.GroupVersionResource]string, objs ...runtime.Object) *wasmtest.Harness {
+func run(t testing.TB, dir string, listKinds map[schema.GroupVersionResource]string, objs ...runtime.Object) *wasmtest.Harness {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "module.yaml"))
 	require.NoError(t, err)
