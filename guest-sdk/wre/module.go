@@ -74,16 +74,9 @@ func (h *Host) Config(ctx context.Context) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	raw, err := h.transport.Call(abi.OpConfig, (&abi.Request{}).Marshal())
+	resp, err := guest.Call(h.transport, abi.OpConfig, &abi.Request{})
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
-	}
-	var resp abi.Response
-	if err := resp.Unmarshal(raw); err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	if !resp.OK() {
-		return nil, guest.StatusError(resp.Status)
 	}
 	return resp.Body, nil
 }

@@ -73,7 +73,7 @@ func (c *Client) Get(ctx context.Context, key client.ObjectKey, obj client.Objec
 	req := c.request(gvk, key.Namespace, key.Name)
 	req.Live = client.ApplyGetOptions(opts).Live
 	req.Accept = ContentType(obj)
-	resp, err := call(c.caller, abi.OpGet, &req)
+	resp, err := Call(c.caller, abi.OpGet, &req)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (c *Client) List(ctx context.Context, list client.ObjectList, opts ...clien
 		return fmt.Errorf("list %s: %w", gvk.Kind, err)
 	}
 	req.Accept = ContentType(sample)
-	resp, err := call(c.caller, abi.OpList, &req)
+	resp, err := Call(c.caller, abi.OpList, &req)
 	if err != nil {
 		return err
 	}
@@ -193,7 +193,7 @@ func (c *Client) write(ctx context.Context, op abi.Op, obj client.Object, o clie
 			return err
 		}
 	}
-	resp, err := call(c.caller, op, &req)
+	resp, err := Call(c.caller, op, &req)
 	if err != nil || op == abi.OpDelete {
 		return err
 	}

@@ -33,6 +33,6 @@ func (r *Recorder) record(obj client.Object, eventtype, reason, note string) err
 	}
 	req := r.client.request(gvk, obj.GetNamespace(), obj.GetName())
 	req.EventType, req.EventReason, req.EventMessage = eventtype, reason, note
-	_, err = call(r.client.caller, abi.OpEvent, &req)
+	_, err = Call(r.client.caller, abi.OpEvent, &req)
 	return err
 }

@@ -18,9 +18,9 @@ func StatusError(s abi.Status) *apierrors.StatusError {
 	}}
 }
 
-// call performs one host call and returns its response, or the API error it
+// Call performs one host call and returns its response, or the API error it
 // carries.
-func call(c Caller, op abi.Op, req *abi.Request) (*abi.Response, error) {
+func Call(c Caller, op abi.Op, req *abi.Request) (*abi.Response, error) {
 	raw, err := c.Call(op, req.Marshal())
 	if err != nil {
 		return nil, err
