@@ -50,25 +50,36 @@ func deployment() *appsv1.Deployment {
 func BenchmarkGetDeployment(b *testing.B) {
 	wasm := wasmtest.Build(b, "testdata/guests/getdeploy")
 	for _, enc := range []struct{ name, accept string }{{"protobuf", abi.ContentTypeProtobuf}, {"json", abi.ContentTypeJSON}} {
-		b.Run("encoding="+enc.name, func(b *testing.B) {
-			cfg, _ := json.Marshal(map[string]any{"accept": enc.accept, "n": 10})
-			h := wasmtest.New(b, wasm, wasmtest.Options{
-				Objects: []runtime.Object{deployment()},
-				Cached:  []schema.GroupVersionResource{{Group: "apps", Version: "v1", Resource: "deployments"}},
-				Module: host.ModuleOptions{Config: cfg, Primary: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"},
-					PrimaryKind: "Deployment"},
+		for _, mode := range timeoutModes {
+			b.Run("encoding="+enc.name+"/"+mode.name, func(b *testing.B) {
+				getDeployment(b, wasm, enc.accept, mode.opts)
 			})
-			ctx := b.Context()
-			if _, err := h.Reconcile(ctx, "ns", "web"); err != nil {
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			for b.Loop() {
-				if _, err := h.Reconcile(ctx, "ns", "web"); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		}
+	}
+}
+
+var timeoutModes = []struct {
+	name string
+	opts host.RuntimeOptions
+}{{"closeOnContextDone=on", host.RuntimeOptions{}}, {"closeOnContextDone=off", host.WithoutCloseOnContextDone(host.RuntimeOptions{})}}
+
+func getDeployment(b *testing.B, wasm []byte, accept string, ro host.RuntimeOptions) {
+	cfg, _ := json.Marshal(map[string]any{"accept": accept, "n": 10})
+	deployments := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	h := wasmtest.New(b, wasm, wasmtest.Options{
+		Runtime: ro,
+		Objects: []runtime.Object{deployment()},
+		Cached:  []schema.GroupVersionResource{deployments},
+		Module:  host.ModuleOptions{Config: cfg, Primary: deployments, PrimaryKind: "Deployment"},
+	})
+	ctx := b.Context()
+	if _, err := h.Reconcile(ctx, "ns", "web"); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := h.Reconcile(ctx, "ns", "web"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -77,10 +88,7 @@ func BenchmarkGetDeployment(b *testing.B) {
 // a loop) on and off.
 func BenchmarkTimeoutMechanism(b *testing.B) {
 	cfg, _ := json.Marshal(script{Steps: []step{{Spin: 10_000_000}}})
-	for _, mode := range []struct {
-		name string
-		opts host.RuntimeOptions
-	}{{"closeOnContextDone=on", host.RuntimeOptions{}}, {"closeOnContextDone=off", host.WithoutCloseOnContextDone(host.RuntimeOptions{})}} {
+	for _, mode := range timeoutModes {
 		b.Run(mode.name, func(b *testing.B) {
 			h := wasmtest.New(b, scriptGuest(b), wasmtest.Options{Runtime: mode.opts, Module: host.ModuleOptions{Config: cfg}})
 			ctx := b.Context()

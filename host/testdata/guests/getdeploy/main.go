@@ -41,8 +41,8 @@ func alloc(size uint32) uint32 {
 func free(ptr uint32) { delete(live, ptr) }
 
 func call(op abi.Op, req *abi.Request) abi.Response {
-	msg := req.Marshal()
-	ptr, n := abi.Unpack(hostCall(uint32(op), uint32(uintptr(unsafe.Pointer(&msg[0]))), uint32(len(msg))))
+	msg := append(req.Marshal(), 0) // never empty; the extra byte is not sent
+	ptr, n := abi.Unpack(hostCall(uint32(op), uint32(uintptr(unsafe.Pointer(&msg[0]))), uint32(len(msg)-1)))
 	var resp abi.Response
 	if err := resp.Unmarshal(live[ptr][:n]); err != nil {
 		panic(err)
