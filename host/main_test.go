@@ -6,7 +6,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/wre-dev/wre/guest-sdk/abi"
+	"github.com/wre-dev/wre/host/internal/guestscript"
 	"github.com/wre-dev/wre/host/wasmtest"
 )
 
@@ -17,36 +17,12 @@ func TestMain(m *testing.M) {
 	)
 }
 
-// step and script mirror the config of testdata/guests/script.
-type step struct {
-	Op           abi.Op       `json:"op,omitempty"`
-	Req          *abi.Request `json:"req,omitempty"`
-	UseBodyOf    *int         `json:"useBodyOf,omitempty"`
-	Want         int32        `json:"want,omitempty"`
-	WantReason   string       `json:"wantReason,omitempty"`
-	BodyContains string       `json:"bodyContains,omitempty"`
-	WantItems    *int         `json:"wantItems,omitempty"`
-	Raw          *rawCall     `json:"raw,omitempty"`
-	LogRaw       *rawCall     `json:"logRaw,omitempty"`
-	Log          string       `json:"log,omitempty"`
-	Print        string       `json:"print,omitempty"`
-	Panic        string       `json:"panic,omitempty"`
-	Loop         bool         `json:"loop,omitempty"`
-	Spin         int          `json:"spin,omitempty"`
-	Grow         bool         `json:"grow,omitempty"`
-	Exit         int          `json:"exit,omitempty"`
-}
-
-type rawCall struct{ Op, Ptr, Len uint32 }
-
-type script struct {
-	Steps        []step `json:"steps"`
-	RequeueCount bool   `json:"requeueCount,omitempty"`
-	Fail         string `json:"fail,omitempty"`
-	Terminal     bool   `json:"terminal,omitempty"`
-	ReturnPacked uint64 `json:"returnPacked,omitempty"`
-	Garbage      bool   `json:"garbage,omitempty"`
-}
+// step and script are the config of testdata/guests/script.
+type (
+	step    = guestscript.Step
+	script  = guestscript.Script
+	rawCall = guestscript.RawCall
+)
 
 func ptr[T any](v T) *T { return &v }
 

@@ -11,40 +11,11 @@ import (
 	"unsafe"
 
 	"github.com/wre-dev/wre/guest-sdk/abi"
+	"github.com/wre-dev/wre/host/internal/guestscript"
 )
 
-// Step is one action of a reconcile.
-type Step struct {
-	Op           abi.Op                         `json:"op,omitempty"`
-	Req          *abi.Request                   `json:"req,omitempty"`
-	UseBodyOf    *int                           `json:"useBodyOf,omitempty"` // send the body of an earlier step's response
-	Want         int32                          `json:"want,omitempty"`
-	WantReason   string                         `json:"wantReason,omitempty"`
-	BodyContains string                         `json:"bodyContains,omitempty"`
-	WantItems    *int                           `json:"wantItems,omitempty"`
-	Raw          *struct{ Op, Ptr, Len uint32 } `json:"raw,omitempty"`
-	LogRaw       *struct{ Ptr, Len uint32 }     `json:"logRaw,omitempty"`
-	Log          string                         `json:"log,omitempty"`
-	Print        string                         `json:"print,omitempty"`
-	Panic        string                         `json:"panic,omitempty"`
-	Loop         bool                           `json:"loop,omitempty"`
-	Spin         int                            `json:"spin,omitempty"` // iterations of a busy loop
-	Grow         bool                           `json:"grow,omitempty"`
-	Exit         int                            `json:"exit,omitempty"`
-}
-
-// Script is the module config.
-type Script struct {
-	Steps        []Step `json:"steps"`
-	RequeueCount bool   `json:"requeueCount,omitempty"` // requeue after <reconciles in this instance> ns
-	Fail         string `json:"fail,omitempty"`
-	Terminal     bool   `json:"terminal,omitempty"`
-	ReturnPacked uint64 `json:"returnPacked,omitempty"`
-	Garbage      bool   `json:"garbage,omitempty"` // return a malformed response
-}
-
 var (
-	script     Script
+	script     guestscript.Script
 	configErr  error
 	reconciles int64
 	live       = map[uint32][]byte{}

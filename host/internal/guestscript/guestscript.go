@@ -1,0 +1,48 @@
+// Package guestscript defines the config of the script test guest
+// (host/testdata/guests/script): a list of steps that the guest runs on every
+// reconcile, so one small build covers host calls, hostile behaviour and the
+// pool. It imports only the standard library and guest-sdk/abi so that the
+// guest builds fast.
+package guestscript
+
+import "github.com/wre-dev/wre/guest-sdk/abi"
+
+// Step is one action of a reconcile; exactly one of its action fields is set.
+type Step struct {
+	Op  abi.Op       `json:"op,omitempty"`
+	Req *abi.Request `json:"req,omitempty"` // "$ns" and "$name" become the reconciled object's
+	// UseBodyOf sends the response body of an earlier step as the request body.
+	UseBodyOf *int `json:"useBodyOf,omitempty"`
+
+	Want         int32  `json:"want,omitempty"` // expected status code; defaults to 200
+	WantReason   string `json:"wantReason,omitempty"`
+	BodyContains string `json:"bodyContains,omitempty"`
+	WantItems    *int   `json:"wantItems,omitempty"`
+
+	Raw    *RawCall `json:"raw,omitempty"`    // wre.call with these raw arguments
+	LogRaw *RawCall `json:"logRaw,omitempty"` // wre.log with these raw pointer and length
+	Log    string   `json:"log,omitempty"`    // wre.log at info
+	Print  string   `json:"print,omitempty"`  // a line to stdout and to stderr
+	Panic  string   `json:"panic,omitempty"`
+	Loop   bool     `json:"loop,omitempty"` // spin forever
+	Spin   int      `json:"spin,omitempty"` // spin this many iterations
+	Grow   bool     `json:"grow,omitempty"` // allocate until memory runs out
+	Exit   int      `json:"exit,omitempty"` // os.Exit with this code
+}
+
+// RawCall holds the raw arguments of a host function call.
+type RawCall struct{ Op, Ptr, Len uint32 }
+
+// Script is the module config of the script guest.
+type Script struct {
+	Steps []Step `json:"steps"`
+	// RequeueCount requeues after as many nanoseconds as the instance has run
+	// reconciles, which makes instance recycling observable.
+	RequeueCount bool   `json:"requeueCount,omitempty"`
+	Fail         string `json:"fail,omitempty"`
+	Terminal     bool   `json:"terminal,omitempty"`
+	// ReturnPacked is returned from wre_reconcile as is.
+	ReturnPacked uint64 `json:"returnPacked,omitempty"`
+	// Garbage returns a malformed reconcile response.
+	Garbage bool `json:"garbage,omitempty"`
+}
