@@ -299,6 +299,18 @@ func (m *Module) acquire(ctx context.Context) (*instance, error) {
 	return inst, nil
 }
 
+// Warm creates an instance (running _initialize) and keeps it idle in the
+// pool, so that a module that cannot start fails here, before it serves any
+// reconcile. It waits like Reconcile while all instances are busy.
+func (m *Module) Warm(ctx context.Context) error {
+	inst, err := m.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	m.release(ctx, inst, true)
+	return nil
+}
+
 // release returns inst to the pool, or discards it when it is unhealthy, used
 // up, or the module is closed.
 func (m *Module) release(ctx context.Context, inst *instance, healthy bool) {
