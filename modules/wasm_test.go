@@ -4,63 +4,32 @@
 package modules_test
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	k8stesting "k8s.io/client-go/testing"
-	"sigs.k8s.io/yaml"
 
-	"github.com/wre-dev/wre/host"
+	"github.com/wre-dev/wre/engine/modules"
 	"github.com/wre-dev/wre/host/wasmtest"
 )
 
-// manifest is the part of a module.yaml these tests use: the limits and
-// permissions the module runs with.
-type manifest struct {
-	Name string `json:"name"`
-	For  struct {
-		Group    string `json:"group"`
-		Version  string `json:"version"`
-		Resource string `json:"resource"`
-		Kind     string `json:"kind"`
-	} `json:"for"`
-	Permissions      host.Permissions  `json:"permissions"`
-	Concurrency      int               `json:"concurrency"`
-	ReconcileTimeout metav1.Duration   `json:"reconcileTimeout"`
-	MemoryLimit      resource.Quantity `json:"memoryLimit"`
-	Config           json.RawMessage   `json:"config"`
-}
-
-// run builds the module in dir and starts it in the real host over objs.
+// run builds the module in dir and starts it in the real host over objs, with
+// the permissions, limits and config of its module.yaml.
 func run(t testing.TB, dir string, listKinds map[schema.GroupVersionResource]string, objs ...runtime.Object) *wasmtest.Harness {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "module.yaml"))
 	require.NoError(t, err)
-	var m manifest
-	require.NoError(t, yaml.Unmarshal(raw, &m), "module.yaml")
-	if m.Name != filepath.Base(dir) {
-		t.Fatalf("module.yaml names %q, directory is %q", m.Name, dir)
-	}
+	m, err := modules.ParseManifest(raw)
+	require.NoError(t, err, "module.yaml")
+	require.Equal(t, filepath.Base(dir), m.Name, "module.yaml names the module after its directory")
 	return wasmtest.New(t, wasmtest.Build(t, dir), wasmtest.Options{
-		Module: host.ModuleOptions{
-			Name:             m.Name,
-			Permissions:      m.Permissions,
-			Concurrency:      m.Concurrency,
-			ReconcileTimeout: m.ReconcileTimeout.Duration,
-			MemoryLimitBytes: uint64(m.MemoryLimit.Value()),
-			Config:           m.Config,
-			Primary:          schema.GroupVersionResource{Group: m.For.Group, Version: m.For.Version, Resource: m.For.Resource},
-			PrimaryKind:      m.For.Kind,
-		},
+		Module:    m.ModuleOptions(),
 		Objects:   objs,
 		ListKinds: listKinds,
 	})

@@ -88,6 +88,8 @@ type applyPatch struct{}
 // fields the module wants to own, apiVersion and kind included (the client sets
 // them). Fields left at their zero value and marked omitempty are not claimed.
 // Combine with ForceOwnership to take fields over from other managers.
+// Built-in types are sent as protobuf, which the host converts to the JSON
+// apply configuration; Data is the JSON form used for the others.
 var Apply Patch = applyPatch{}
 
 func (applyPatch) Type() types.PatchType { return types.ApplyPatchType }

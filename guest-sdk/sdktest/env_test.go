@@ -301,8 +301,8 @@ func TestReadWrite(t *testing.T) {
 				if len(images) != 2 || images["app"] != "img:2" || images["side"] != "s" || *d.Spec.Replicas != 2 || d.Generation != 3 {
 					t.Fatalf("images %v generation %d", images, d.Generation)
 				}
-				if w := env.Writes()[0]; w.PatchType != string(types.ApplyPatchType) || !strings.Contains(string(w.Body), `"kind":"Deployment"`) {
-					t.Fatalf("apply body %s", w.Body)
+				if w := env.Writes()[0]; w.PatchType != string(types.ApplyPatchType) || w.ContentType != abi.ContentTypeProtobuf {
+					t.Fatalf("apply of a built-in type sent as %s %s", w.PatchType, w.ContentType)
 				}
 			},
 		},
@@ -327,6 +327,22 @@ func TestReadWrite(t *testing.T) {
 				env.MustGet(key, &svc)
 				if len(svc.Spec.Ports) != 1 || svc.Generation != 1 {
 					t.Fatalf("ports %v generation %d", svc.Spec.Ports, svc.Generation)
+				}
+			},
+		},
+		{
+			name: "server-side apply of a custom resource sends JSON",
+			do: func(ctx context.Context, c client.Client) error {
+				return c.Patch(ctx, widget("x"), client.Apply)
+			},
+			check: func(t *testing.T, env *sdktest.Env) {
+				var w Widget
+				env.MustGet(key, &w)
+				if w.Spec.Desired != "x" {
+					t.Fatalf("widget %+v", w)
+				}
+				if a := env.Writes()[0]; a.ContentType != string(types.ApplyPatchType) || !strings.Contains(string(a.Body), `"kind":"Widget"`) {
+					t.Fatalf("apply sent as %s: %s", a.ContentType, a.Body)
 				}
 			},
 		},

@@ -7,9 +7,13 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/wre-dev/wre/guest-sdk/abi"
+	"github.com/wre-dev/wre/guest-sdk/internal/guest"
 )
 
 const (
@@ -45,10 +49,6 @@ func (e *Env) fieldManager(gvk schema.GroupVersionKind) (*managedfields.FieldMan
 // fields another manager owns are a Conflict unless the apply forces.
 func (w *write) serverSideApply(live *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	gvk := live.GroupVersionKind()
-	body, err := yaml.ToJSON(w.req.Body)
-	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
-	}
 	fm, err := w.env.fieldManager(gvk)
 	if err != nil {
 		return nil, err
@@ -56,9 +56,9 @@ func (w *write) serverSideApply(live *unstructured.Unstructured) (*unstructured.
 	if fm == nil {
 		return nil, unsupportedMedia(fmt.Sprintf("%s for %s, which the module's scheme does not know", w.req.PatchType, gvk.Kind))
 	}
-	applied := w.env.typed(gvk)
-	if err := json.Unmarshal(body, applied); err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
+	applied, err := w.applyConfiguration(gvk)
+	if err != nil {
+		return nil, err
 	}
 	if got := applied.GetObjectKind().GroupVersionKind(); got != gvk {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("apply configuration of kind %v, want %v", got, gvk))
@@ -73,6 +73,29 @@ func (w *write) serverSideApply(live *unstructured.Unstructured) (*unstructured.
 	}
 	w.applied = true
 	return toStored(out, gvk)
+}
+
+// applyConfiguration decodes the apply configuration of the request: a
+// protobuf object (which the real host converts to JSON), or JSON or YAML.
+func (w *write) applyConfiguration(gvk schema.GroupVersionKind) (runtime.Object, error) {
+	applied := w.env.typed(gvk)
+	if w.req.ContentType == abi.ContentTypeProtobuf {
+		if guest.ContentType(applied) != abi.ContentTypeProtobuf {
+			return nil, unsupportedMedia(w.req.ContentType + " for " + gvk.Kind)
+		}
+		if err := guest.Decode(w.req.ContentType, w.req.Body, applied, gvk); err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		return applied, nil
+	}
+	body, err := yaml.ToJSON(w.req.Body)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if err := json.Unmarshal(body, applied); err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	return applied, nil
 }
 
 // track records in next's managed fields what the write changed from live,

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/wre-dev/wre/guest-sdk/abi"
 	"github.com/wre-dev/wre/guest-sdk/client"
@@ -182,6 +183,17 @@ func (c *Client) write(ctx context.Context, op abi.Op, obj client.Object, o clie
 	req.PropagationPolicy = string(o.PropagationPolicy)
 	req.Accept = ContentType(obj)
 	switch {
+	case p != nil && p.Type() == types.ApplyPatchType && ContentType(obj) == abi.ContentTypeProtobuf:
+		// The host turns a protobuf apply configuration into JSON, which spares
+		// the guest a slow JSON encoding. Apply refuses managedFields.
+		mf := obj.GetManagedFields()
+		obj.SetManagedFields(nil)
+		req.ContentType, req.Body, err = Encode(obj, gvk)
+		obj.SetManagedFields(mf)
+		if err != nil {
+			return err
+		}
+		req.PatchType = string(types.ApplyPatchType)
 	case p != nil:
 		obj.GetObjectKind().SetGroupVersionKind(gvk)
 		if req.Body, err = p.Data(obj); err != nil {
