@@ -26,6 +26,15 @@ type (
 
 func ptr[T any](v T) *T { return &v }
 
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // scriptGuest returns the built script guest.
 func scriptGuest(t testing.TB) []byte { return wasmtest.Build(t, "testdata/guests/script") }
 
