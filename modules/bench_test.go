@@ -25,11 +25,15 @@ import (
 // reconciler on the same fake cluster.
 func BenchmarkStatusSync(b *testing.B) {
 	widgets := schema.GroupVersionResource{Group: "demo.wre.dev", Version: "v1", Resource: "widgets"}
-	h := run(b, "status-sync", map[schema.GroupVersionResource]string{widgets: "WidgetList"},
-		object("demo.wre.dev/v1", "Widget", "demo", "w", map[string]any{
+	h := run(b, "status-sync", wasmtest.Options{
+		ListKinds: map[schema.GroupVersionResource]string{widgets: "WidgetList"},
+		Objects: []runtime.Object{object("demo.wre.dev/v1", "Widget", "demo", "w", map[string]any{
 			"spec":   map[string]any{"desired": "blue"},
 			"status": map[string]any{"current": "blue"},
-		}))
+		})},
+		// Informers serve the primary resource in the engine.
+		Cached: []schema.GroupVersionResource{widgets},
+	})
 	native := reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 		w, err := h.Client.Resource(widgets).Namespace(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
 		if err != nil {

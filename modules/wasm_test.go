@@ -19,20 +19,17 @@ import (
 	"github.com/wre-dev/wre/host/wasmtest"
 )
 
-// run builds the module in dir and starts it in the real host over objs, with
-// the permissions, limits and config of its module.yaml.
-func run(t testing.TB, dir string, listKinds map[schema.GroupVersionResource]string, objs ...runtime.Object) *wasmtest.Harness {
+// run builds the module in dir and starts it in the real host with the
+// permissions, limits and config of its module.yaml; opts gives the fixtures.
+func run(t testing.TB, dir string, opts wasmtest.Options) *wasmtest.Harness {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "module.yaml"))
 	require.NoError(t, err)
 	m, err := modules.ParseManifest(raw)
 	require.NoError(t, err, "module.yaml")
 	require.Equal(t, filepath.Base(dir), m.Name, "module.yaml names the module after its directory")
-	return wasmtest.New(t, wasmtest.Build(t, dir), wasmtest.Options{
-		Module:    m.ModuleOptions(),
-		Objects:   objs,
-		ListKinds: listKinds,
-	})
+	opts.Module = m.ModuleOptions()
+	return wasmtest.New(t, wasmtest.Build(t, dir), opts)
 }
 
 func object(apiVersion, kind, ns, name string, fields map[string]any) *unstructured.Unstructured {
@@ -46,8 +43,12 @@ func object(apiVersion, kind, ns, name string, fields map[string]any) *unstructu
 
 func TestStatusSyncWasm(t *testing.T) {
 	widgets := schema.GroupVersionResource{Group: "demo.wre.dev", Version: "v1", Resource: "widgets"}
-	h := run(t, "status-sync", map[schema.GroupVersionResource]string{widgets: "WidgetList"},
-		object("demo.wre.dev/v1", "Widget", "demo", "w", map[string]any{"spec": map[string]any{"desired": "blue"}}))
+	h := run(t, "status-sync", wasmtest.Options{
+		ListKinds: map[schema.GroupVersionResource]string{widgets: "WidgetList"},
+		Objects: []runtime.Object{
+			object("demo.wre.dev/v1", "Widget", "demo", "w", map[string]any{"spec": map[string]any{"desired": "blue"}}),
+		},
+	})
 
 	_, err := h.Reconcile(t.Context(), "demo", "w")
 	require.NoError(t, err)
@@ -60,11 +61,13 @@ func TestStatusSyncWasm(t *testing.T) {
 
 func TestConfigMapReplicatorWasm(t *testing.T) {
 	configmaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
-	h := run(t, "configmap-replicator", nil,
-		object("v1", "ConfigMap", "src", "settings", map[string]any{
+	h := run(t, "configmap-replicator", wasmtest.Options{
+		Objects: []runtime.Object{object("v1", "ConfigMap", "src", "settings", map[string]any{
 			"metadata": map[string]any{"annotations": map[string]any{"wre.dev/replicate-to": "a,b"}},
 			"data":     map[string]any{"k": "v"},
-		}))
+		})},
+		Cached: []schema.GroupVersionResource{configmaps},
+	})
 
 	res, err := h.Reconcile(t.Context(), "src", "settings")
 	require.NoError(t, err)
@@ -83,11 +86,13 @@ func TestConfigMapReplicatorWasm(t *testing.T) {
 
 func TestAppOperatorWasm(t *testing.T) {
 	apps := schema.GroupVersionResource{Group: "demo.wre.dev", Version: "v1", Resource: "apps"}
-	h := run(t, "app-operator", map[schema.GroupVersionResource]string{apps: "AppList"},
-		object("demo.wre.dev/v1", "App", "shop", "web", map[string]any{
+	h := run(t, "app-operator", wasmtest.Options{
+		ListKinds: map[schema.GroupVersionResource]string{apps: "AppList"},
+		Objects: []runtime.Object{object("demo.wre.dev/v1", "App", "shop", "web", map[string]any{
 			"metadata": map[string]any{"uid": "app-uid"},
 			"spec":     map[string]any{"image": "nginx:1", "replicas": int64(2), "port": int64(8080)},
-		}))
+		})},
+	})
 
 	// The fake dynamic client of wasmtest does not implement server-side
 	// apply, so the reconcile may fail after the apply call: what this test
