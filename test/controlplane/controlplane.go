@@ -175,6 +175,9 @@ func (c *ControlPlane) StartAPIServer(ctx context.Context) error {
 		"--etcd-servers=http://127.0.0.1:"+strconv.Itoa(c.etcdPort),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
+		// The endpoint reconciler refuses loopback addresses; nothing here needs
+		// the kubernetes Service endpoints.
+		"--endpoint-reconciler-type=none",
 		"--secure-port="+strconv.Itoa(c.apiPort),
 		"--tls-cert-file="+c.pki.servingCert,
 		"--tls-private-key-file="+c.pki.servingKey,
