@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -239,7 +240,19 @@ func TestReadWrite(t *testing.T) {
 					return errors.New("field selector across namespaces failed")
 				}
 				var ws WidgetList
-				return c.List(ctx, &ws)
+				if err := c.List(ctx, &ws); err != nil {
+					return err
+				}
+				u := &unstructured.UnstructuredList{}
+				u.SetAPIVersion("v1")
+				u.SetKind("ConfigMapList")
+				if err := c.List(ctx, u, client.InNamespace("ns")); err != nil {
+					return err
+				}
+				if len(u.Items) != 3 || u.Items[0].GetName() != "a" || u.Items[0].GetKind() != "ConfigMap" {
+					return fmt.Errorf("unstructured list: %+v", u.Items)
+				}
+				return nil
 			},
 		},
 		{
