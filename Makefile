@@ -6,7 +6,7 @@ export WRE_CACHE_DIR ?= $(HOME)/.cache/wre
 STATICCHECK_VERSION := v0.8.2
 BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
 # Go modules nested in this repository besides the root and the control plane tools.
-SUBMODULES := $(sort $(patsubst ./%/go.mod,%,$(shell find . -name go.mod -not -path ./go.mod -not -path './test/tools/*' -not -path './.git/*')))
+SUBMODULES := $(sort $(patsubst ./%/go.mod,%,$(shell find . -name go.mod -not -path ./go.mod -not -path './test/tools/*' -not -path './.git/*' -not -path '*/testdata/*')))
 TEST_FLAGS ?= -race -timeout 40m
 WRE_CLUSTER := $(GO) run ./test/controlplane/cmd/wre-cluster
 
