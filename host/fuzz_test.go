@@ -2,9 +2,10 @@ package host
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -55,6 +56,13 @@ func FuzzHandle(f *testing.F) {
 		if abi.Op(op).String() == "unknown" {
 			return // answered before decoding; see serve
 		}
+		defer func() {
+			// The fake dynamic client panics when listing a resource it was not
+			// told the list kind of; a real client answers 404.
+			if r := recover(); r != nil && !strings.HasPrefix(fmt.Sprint(r), "coding error: you must register resource to list kind") {
+				panic(r)
+			}
+		}()
 		resp := m.handle(context.Background(), st, abi.Op(op), b)
 		if resp.Code == 0 {
 			t.Fatalf("no status code for op %d", op)
@@ -90,5 +98,3 @@ func FuzzDecodeBody(f *testing.F) {
 		}
 	})
 }
-
-var _ = metav1.Now
