@@ -7,6 +7,8 @@ STATICCHECK_VERSION := v0.8.2
 BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
 # Go modules nested in this repository besides the root and the control plane tools.
 SUBMODULES := $(sort $(patsubst ./%/go.mod,%,$(shell find . -name go.mod -not -path ./go.mod -not -path './test/tools/*' -not -path './.git/*' -not -path '*/testdata/*')))
+# Example reconciler modules (each its own Go module compiled to wasm).
+WASM_MODULES := $(patsubst %/go.mod,%,$(wildcard modules/*/go.mod))
 TEST_FLAGS ?= -race -timeout 40m
 WRE_CLUSTER := $(GO) run ./test/controlplane/cmd/wre-cluster
 
@@ -24,6 +26,9 @@ check: ## go vet and gofmt on every Go module of the repository
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	@set -e; for m in $(SUBMODULES); do echo "go vet ($$m)"; (cd $$m && $(GO) vet ./...); done
+	@# Guest code also compiles for wasm, where the SDK's exports live.
+	cd guest-sdk && GOOS=wasip1 GOARCH=wasm $(GO) vet ./wre ./client ./internal/...
+	@set -e; for m in $(WASM_MODULES); do echo "go vet wasip1 ($$m)"; (cd $$m && GOOS=wasip1 GOARCH=wasm $(GO) vet .); done
 
 .PHONY: unit-and-integration
 unit-and-integration: ## go test -race on the root module (integration suites start a local control plane)
@@ -49,6 +54,12 @@ cluster-down: ## stop the control plane started by cluster-up
 demo: controlplane ## run the local control plane in the foreground until Ctrl-C
 	@echo "make demo: the engine is not wired in yet; this starts the local control plane only."
 	$(WRE_CLUSTER) run -dir $(WRE_CACHE_DIR)/demo
+
+.PHONY: modules
+modules: ## build the example modules to bin/modules/*.wasm
+	@mkdir -p bin/modules
+	@set -e; for m in $(WASM_MODULES); do n=$$(basename $$m); echo "build $$n"; \
+	  (cd $$m && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $(CURDIR)/bin/modules/$$n.wasm .); done
 
 .PHONY: lint
 lint: ## staticcheck (pinned) on the root module
