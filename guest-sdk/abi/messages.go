@@ -190,22 +190,12 @@ func (m *Request) Marshal() []byte {
 // Unmarshal decodes b into m, replacing its contents.
 func (m *Request) Unmarshal(b []byte) error {
 	*m = Request{}
-	strs := map[uint16]*string{
-		TagGroup: &m.Group, TagVersion: &m.Version, TagResource: &m.Resource, TagKind: &m.Kind,
-		TagNamespace: &m.Namespace, TagName: &m.Name,
-		TagLabelSelector: &m.LabelSelector, TagFieldSelector: &m.FieldSelector, TagContinue: &m.Continue,
-		TagContentType: &m.ContentType, TagPatchType: &m.PatchType, TagFieldManager: &m.FieldManager,
-		TagPreconditionUID: &m.PreconditionUID, TagPreconditionResourceVersion: &m.PreconditionResourceVersion,
-		TagPropagationPolicy: &m.PropagationPolicy, TagAccept: &m.Accept,
-		TagEventType: &m.EventType, TagEventReason: &m.EventReason, TagEventMessage: &m.EventMessage,
-	}
-	bools := map[uint16]*bool{TagForce: &m.Force, TagDryRun: &m.DryRun, TagLive: &m.Live}
 	err := walk(b, func(tag uint16, val []byte) (err error) {
-		if p, ok := strs[tag]; ok {
+		if p := m.stringField(tag); p != nil {
 			*p = string(val)
 			return nil
 		}
-		if p, ok := bools[tag]; ok {
+		if p := m.boolField(tag); p != nil {
 			*p, err = decodeBool(tag, val)
 			return err
 		}
@@ -221,6 +211,65 @@ func (m *Request) Unmarshal(b []byte) error {
 		err = fmt.Errorf("%w: negative limit %d", ErrMalformed, m.Limit)
 	}
 	return err
+}
+
+// stringField returns the string field of tag, or nil. A switch rather than a
+// map: Unmarshal runs on every host call in the guest and must not allocate
+// for its bookkeeping.
+func (m *Request) stringField(tag uint16) *string {
+	switch tag {
+	case TagGroup:
+		return &m.Group
+	case TagVersion:
+		return &m.Version
+	case TagResource:
+		return &m.Resource
+	case TagKind:
+		return &m.Kind
+	case TagNamespace:
+		return &m.Namespace
+	case TagName:
+		return &m.Name
+	case TagLabelSelector:
+		return &m.LabelSelector
+	case TagFieldSelector:
+		return &m.FieldSelector
+	case TagContinue:
+		return &m.Continue
+	case TagContentType:
+		return &m.ContentType
+	case TagPatchType:
+		return &m.PatchType
+	case TagFieldManager:
+		return &m.FieldManager
+	case TagPreconditionUID:
+		return &m.PreconditionUID
+	case TagPreconditionResourceVersion:
+		return &m.PreconditionResourceVersion
+	case TagPropagationPolicy:
+		return &m.PropagationPolicy
+	case TagAccept:
+		return &m.Accept
+	case TagEventType:
+		return &m.EventType
+	case TagEventReason:
+		return &m.EventReason
+	case TagEventMessage:
+		return &m.EventMessage
+	}
+	return nil
+}
+
+func (m *Request) boolField(tag uint16) *bool {
+	switch tag {
+	case TagForce:
+		return &m.Force
+	case TagDryRun:
+		return &m.DryRun
+	case TagLive:
+		return &m.Live
+	}
+	return nil
 }
 
 // Status is the outcome of a host call, shaped like metav1.Status.
@@ -305,18 +354,35 @@ func (m *Response) AppendTo(b []byte) []byte {
 	return appendString(b, TagResourceVersion, m.ResourceVersion)
 }
 
+func (m *Response) stringField(tag uint16) *string {
+	switch tag {
+	case TagReason:
+		return &m.Reason
+	case TagMessage:
+		return &m.Message
+	case TagDetailsGroup:
+		return &m.Group
+	case TagDetailsKind:
+		return &m.Kind
+	case TagDetailsName:
+		return &m.Name
+	case TagRespContentType:
+		return &m.ContentType
+	case TagRespContinue:
+		return &m.Continue
+	case TagResourceVersion:
+		return &m.ResourceVersion
+	}
+	return nil
+}
+
 // Unmarshal decodes b into m, replacing its contents. A response without a code
 // is malformed.
 func (m *Response) Unmarshal(b []byte) error {
 	*m = Response{}
 	hasCode := false
-	strs := map[uint16]*string{
-		TagReason: &m.Reason, TagMessage: &m.Message, TagDetailsGroup: &m.Group,
-		TagDetailsKind: &m.Kind, TagDetailsName: &m.Name, TagRespContentType: &m.ContentType,
-		TagRespContinue: &m.Continue, TagResourceVersion: &m.ResourceVersion,
-	}
 	err := walk(b, func(tag uint16, val []byte) (err error) {
-		if p, ok := strs[tag]; ok {
+		if p := m.stringField(tag); p != nil {
 			*p = string(val)
 			return nil
 		}
