@@ -1,0 +1,25 @@
+// Package manager runs the engine: the API server connection, the shared
+// informers, the controllers, leader election, the probe and metrics servers,
+// and shutdown.
+//
+// Guarantees:
+//   - Controllers can be added and removed while the manager runs. Adding one
+//     acquires the informers of its resources from the shared registry and
+//     registers its event handlers; removing one stops its workers gracefully,
+//     unregisters its handlers and releases the informers, so a resource that no
+//     controller needs any more stops being watched.
+//   - Every replica runs informers and fills its controllers' queues, so a
+//     standby's caches are warm; only the leader runs workers. Workers of a
+//     controller start once its informers have synced.
+//   - Losing the lease cancels every in-flight reconcile and stops every worker
+//     at once; Start then returns an error wrapping leader.ErrLost and the
+//     process should exit non-zero (as controller-runtime does) so that it
+//     restarts as a clean standby.
+//   - Cancelling Start's context is a graceful shutdown: no new reconcile
+//     starts, in-flight ones get GracefulShutdownTimeout to finish (then their
+//     contexts are cancelled), the lease is released, informers and servers
+//     stop, and Start returns nil. No goroutine of the manager outlives Start.
+//   - /readyz passes when every acquired informer has synced and, on the leader,
+//     every controller's workers run; /healthz passes while the process serves
+//     HTTP. /metrics serves the engine's metrics.Registry.
+package manager
