@@ -177,18 +177,45 @@ func (c *call) client() dynamic.ResourceInterface {
 	return c.m.opts.Client.Resource(c.gvr).Namespace(c.req.Namespace)
 }
 
-func (c *call) cached() (CacheReader, bool) {
-	if c.req.Live || c.m.opts.Cache == nil {
+func (c *call) cached() (CacheReader, bool) { return c.m.cached(c.gvr, c.req.Live) }
+
+// cached returns the cache reader of gvr unless live is asked for or gvr is
+// not cached.
+func (m *Module) cached(gvr schema.GroupVersionResource, live bool) (CacheReader, bool) {
+	if live || m.opts.Cache == nil {
 		return nil, false
 	}
-	return c.m.opts.Cache.Reader(c.gvr)
+	return m.opts.Cache.Reader(gvr)
 }
 
 func (c *call) get(ctx context.Context, name string) (runtime.Object, error) {
-	if r, ok := c.cached(); ok {
-		return r.Get(c.req.Namespace, name)
+	return c.m.get(ctx, c.gvr, c.req.Namespace, name, c.req.Live)
+}
+
+// get reads one object from the cache, or from the API server when live or
+// not cached.
+func (m *Module) get(ctx context.Context, gvr schema.GroupVersionResource, ns, name string, live bool) (runtime.Object, error) {
+	if r, ok := m.cached(gvr, live); ok {
+		return r.Get(ns, name)
 	}
-	return c.client().Get(ctx, name, metav1.GetOptions{})
+	return m.opts.Client.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+}
+
+// objectRef returns a reference to an object for an event, with the UID that
+// kubectl describe matches events on.
+func (m *Module) objectRef(ctx context.Context, gvr schema.GroupVersionResource, kind, ns, name string, live bool) (*corev1.ObjectReference, error) {
+	obj, err := m.get(ctx, gvr, ns, name, live)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	return &corev1.ObjectReference{
+		APIVersion: gvr.GroupVersion().String(), Kind: kind,
+		Namespace: acc.GetNamespace(), Name: acc.GetName(), UID: acc.GetUID(), ResourceVersion: acc.GetResourceVersion(),
+	}, nil
 }
 
 // object answers with obj in the encoding the guest accepts.
@@ -342,17 +369,9 @@ func (c *call) event(ctx context.Context) (abi.Response, error) {
 	if c.req.EventReason == "" {
 		return abi.Response{}, apierrors.NewBadRequest("event reason is required")
 	}
-	obj, err := c.get(ctx, c.req.Name)
+	ref, err := c.m.objectRef(ctx, c.gvr, c.req.Kind, c.req.Namespace, c.req.Name, c.req.Live)
 	if err != nil {
 		return abi.Response{}, err
-	}
-	acc, err := meta.Accessor(obj)
-	if err != nil {
-		return abi.Response{}, err
-	}
-	ref := &corev1.ObjectReference{
-		APIVersion: c.gvr.GroupVersion().String(), Kind: c.req.Kind,
-		Namespace: acc.GetNamespace(), Name: acc.GetName(), UID: acc.GetUID(), ResourceVersion: acc.GetResourceVersion(),
 	}
 	c.m.opts.Recorder.Event(ref, c.req.EventType, c.req.EventReason, c.req.EventMessage)
 	return abi.Response{Status: abi.Status{Code: http.StatusOK}}, nil

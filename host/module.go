@@ -187,7 +187,7 @@ func (m *Module) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		m.release(ctx, inst, false)
 		m.rt.opts.Metrics.GuestTraps.WithLabelValues(m.opts.Name, reason).Inc()
 		err = fmt.Errorf("module %q: reconcile %s: %s: %w", m.opts.Name, req, inst.describe(reason), err)
-		m.recordTrap(req, reason, err)
+		m.recordTrap(context.WithoutCancel(ctx), req, reason, err)
 		return reconcile.Result{}, err
 	}
 	m.release(ctx, inst, true)
@@ -241,10 +241,15 @@ func (m *Module) run(ctx context.Context, inst *instance, req reconcile.Request,
 	return res, nil
 }
 
-func (m *Module) recordTrap(req reconcile.Request, reason string, err error) {
-	ref := &corev1.ObjectReference{
-		APIVersion: m.opts.Primary.GroupVersion().String(), Kind: m.opts.PrimaryKind,
-		Namespace: req.Namespace, Name: req.Name,
+// recordTrap records a Warning event on the reconciled object; without its
+// UID (object gone, or unreadable) the event still names it.
+func (m *Module) recordTrap(ctx context.Context, req reconcile.Request, reason string, err error) {
+	ref, getErr := m.objectRef(ctx, m.opts.Primary, m.opts.PrimaryKind, req.Namespace, req.Name, false)
+	if getErr != nil {
+		ref = &corev1.ObjectReference{
+			APIVersion: m.opts.Primary.GroupVersion().String(), Kind: m.opts.PrimaryKind,
+			Namespace: req.Namespace, Name: req.Name,
+		}
 	}
 	m.opts.Recorder.Eventf(ref, corev1.EventTypeWarning, "ReconcileTrapped",
 		"module %s: reconcile failed (%s), instance discarded: %s", m.opts.Name, reason, firstLine(err.Error()))

@@ -80,6 +80,17 @@ func installCRD(t *testing.T) {
 	}))
 }
 
+// eventRecorder returns a client and a recorder that writes events to the
+// control plane.
+func eventRecorder(t *testing.T) (*kubernetes.Clientset, record.EventRecorder) {
+	kube, err := kubernetes.NewForConfig(cp.Config())
+	require.NoError(t, err)
+	broadcaster := record.NewBroadcaster(record.WithContext(t.Context()))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	t.Cleanup(broadcaster.Shutdown)
+	return kube, broadcaster.NewRecorder(clientscheme.Scheme, corev1.EventSource{Component: "wre"})
+}
+
 func ptr[T any](v T) *T { return &v }
 
 func cm(ns, name string) *abi.Request {
@@ -183,12 +194,7 @@ func TestObjectCallsAgainstTheAPIServer(t *testing.T) {
 func TestStatusAndEventsAgainstTheAPIServer(t *testing.T) {
 	installCRD(t)
 	ns := controlplane.Namespace(t, cp)
-	kube, err := kubernetes.NewForConfig(cp.Config())
-	require.NoError(t, err)
-	broadcaster := record.NewBroadcaster(record.WithContext(t.Context()))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
-	t.Cleanup(broadcaster.Shutdown)
-	recorder := broadcaster.NewRecorder(clientscheme.Scheme, corev1.EventSource{Component: "wre"})
+	kube, recorder := eventRecorder(t)
 
 	gadget := func(r *abi.Request) {
 		r.Group, r.Version, r.Resource, r.Kind, r.Namespace = gadgets.Group, gadgets.Version, gadgets.Resource, "Gadget", ns
@@ -226,9 +232,17 @@ func TestStatusAndEventsAgainstTheAPIServer(t *testing.T) {
 
 func TestTimeoutThenGoodReconcileAgainstTheAPIServer(t *testing.T) {
 	ns := controlplane.Namespace(t, cp)
-	spin, _ := module(t, ns, []step{{Loop: true}}, host.ModuleOptions{ReconcileTimeout: 500 * time.Millisecond})
-	err := reconcileOnce(t, spin, ns, "x")
+	kube, recorder := eventRecorder(t)
+	x, err := kube.CoreV1().ConfigMaps(ns).Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	spin, _ := module(t, ns, []step{{Loop: true}}, host.ModuleOptions{ReconcileTimeout: 500 * time.Millisecond, Recorder: recorder})
+	err = reconcileOnce(t, spin, ns, "x")
 	require.ErrorContains(t, err, "timeout")
+	// The Warning event carries the object's UID, so kubectl describe shows it.
+	require.Eventually(t, func() bool {
+		evs, err := kube.CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{FieldSelector: "reason=ReconcileTrapped"})
+		return err == nil && len(evs.Items) == 1 && evs.Items[0].InvolvedObject.UID == x.UID && evs.Items[0].Type == corev1.EventTypeWarning
+	}, time.Minute, 50*time.Millisecond)
 	m, _ := module(t, ns, []step{
 		{Op: abi.OpCreate, Req: with(cm(ns, ""), func(r *abi.Request) {
 			r.ContentType, r.Body = abi.ContentTypeJSON, []byte(`{"metadata":{"name":"after-timeout"}}`)
