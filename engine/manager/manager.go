@@ -107,7 +107,9 @@ type Manager struct {
 	leadCtx     context.Context // set while leading: workers run under it
 	workers     sync.WaitGroup  // one per started controller
 	addrs       map[string]string
-	started     chan struct{}
+	// metricsPaths are served next to /metrics (HandleMetricsPath).
+	metricsPaths map[string]http.Handler
+	started      chan struct{}
 }
 
 type runState int
@@ -333,7 +335,7 @@ func (m *Manager) serve() (stop func(), err error) {
 		name, addr string
 		handler    http.Handler
 	}{
-		{"metrics", m.opts.MetricsBindAddress, metricsMux(m.metrics.Handler())},
+		{"metrics", m.opts.MetricsBindAddress, metricsMux(m.metrics.Handler(), m.metricsPaths)},
 		{"probes", m.opts.HealthProbeBindAddress, m.probes.Handler()},
 	} {
 		if s.addr == DisabledAddress {
@@ -355,10 +357,31 @@ func (m *Manager) serve() (stop func(), err error) {
 	return stop, nil
 }
 
-func metricsMux(h http.Handler) http.Handler {
+func metricsMux(h http.Handler, extra map[string]http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h)
+	for path, h := range extra {
+		mux.Handle(path, h)
+	}
 	return mux
+}
+
+// HandleMetricsPath serves h at path on the metrics server, next to /metrics
+// (the module registry's /modules is one). Call it before Start.
+func (m *Manager) HandleMetricsPath(path string, h http.Handler) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state != stateNew {
+		return fmt.Errorf("handle %s: the manager has started", path)
+	}
+	if path == "/metrics" || m.metricsPaths[path] != nil {
+		return fmt.Errorf("handle %s: path already served", path)
+	}
+	if m.metricsPaths == nil {
+		m.metricsPaths = map[string]http.Handler{}
+	}
+	m.metricsPaths[path] = h
+	return nil
 }
 
 // lead runs every controller's workers under ctx, which ends with leadership.
