@@ -127,10 +127,11 @@ func NewRegistry(opts Options) (*Registry, error) {
 
 // Acquire returns the shared informer of gvr, starting it if nobody holds it
 // yet, and adds one reference that the caller must give back with Release.
-// gvr must name group, version and resource (plural, lower case). The informer
-// runs until its last reference is released, independently of ctx, which only
-// bounds the resolution of gvr. Acquire does not wait for the cache to sync:
-// call WaitForSync.
+// gvr must name group, version and resource (plural, lower case). A resource
+// unknown to discovery is a meta.IsNoMatchError error. The informer runs until
+// its last reference is released, independently of ctx, which Acquire only
+// checks before it starts. Acquire does not wait for the cache to sync: call
+// WaitForSync.
 func (r *Registry) Acquire(ctx context.Context, gvr schema.GroupVersionResource) (*Informer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("acquire informer for %s: %w", resourceName(gvr), err)
