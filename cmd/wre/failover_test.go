@@ -24,6 +24,7 @@ import (
 
 	"github.com/wre-dev/wre/engine/native/statussync"
 	"github.com/wre-dev/wre/test/controlplane"
+	"github.com/wre-dev/wre/test/enginetest"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
@@ -151,7 +152,7 @@ func waitWidget(t *testing.T, client dynamic.Interface, ns, name, want string) t
 
 func TestLeaderFailover(t *testing.T) {
 	bin := buildWre(t)
-	require.NoError(t, statussync.InstallCRD(t.Context(), cp.Config()))
+	require.NoError(t, enginetest.InstallWidgetCRD(t.Context(), cp.Config()))
 	client, err := dynamic.NewForConfig(cp.Config())
 	require.NoError(t, err)
 	const (

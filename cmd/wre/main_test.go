@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/client-go/rest"
 
-	"github.com/wre-dev/wre/engine/native/statussync"
 	"github.com/wre-dev/wre/test/controlplane"
 	"github.com/wre-dev/wre/test/enginetest"
 )
@@ -58,7 +57,7 @@ func TestDispatch(t *testing.T) {
 // TestRunUntilCancelled runs the engine in-process with the native demo and
 // checks that cancellation (what SIGTERM does in main) exits 0.
 func TestRunUntilCancelled(t *testing.T) {
-	require.NoError(t, statussync.InstallCRD(t.Context(), cp.Config()))
+	require.NoError(t, enginetest.InstallWidgetCRD(t.Context(), cp.Config()))
 	ctx, cancel := context.WithCancel(t.Context())
 	var stderr syncBuffer
 	done := make(chan int, 1)

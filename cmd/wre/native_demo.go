@@ -13,7 +13,7 @@ import (
 
 // nativeDemo runs the native statussync reconciler: for development, the
 // failover tests and as the benchmark baseline. The Widget CRD must be
-// installed (statussync.InstallCRD); the engine does not install CRDs.
+// installed (test/enginetest.InstallWidgetCRD, or apply modules/status-sync/crd.yaml); the engine does not install CRDs.
 var nativeDemo bool
 
 func init() {

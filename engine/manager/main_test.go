@@ -30,7 +30,7 @@ func installWidgetCRD(t *testing.T) {
 	crdOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		require.NoError(t, statussync.InstallCRD(ctx, cp.Config()))
+		require.NoError(t, enginetest.InstallWidgetCRD(ctx, cp.Config()))
 	})
 }
 

@@ -1,4 +1,4 @@
-package statussync
+package enginetest
 
 import (
 	"context"
@@ -11,22 +11,24 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
+
+	"github.com/wre-dev/wre/engine/native/statussync"
 )
 
-// InstallCRD creates the Widget CRD unless it exists and waits until the API
-// server serves it (condition Established) or ctx ends. For tests and demos:
-// the engine itself never needs the right to create CRDs.
-func InstallCRD(ctx context.Context, cfg *rest.Config) error {
+// InstallWidgetCRD creates the CRD of the native statussync reconciler's
+// Widgets unless it exists and waits until the API server serves it (condition
+// Established) or ctx ends. The engine itself never creates CRDs.
+func InstallWidgetCRD(ctx context.Context, cfg *rest.Config) error {
 	client, err := apiextensionsclient.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("install widget CRD: %w", err)
 	}
 	crds := client.ApiextensionsV1().CustomResourceDefinitions()
-	if _, err := crds.Create(ctx, CRD(), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := crds.Create(ctx, statussync.CRD(), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("install widget CRD: %w", err)
 	}
 	err = wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		crd, err := crds.Get(ctx, CRD().Name, metav1.GetOptions{})
+		crd, err := crds.Get(ctx, statussync.CRD().Name, metav1.GetOptions{})
 		if err != nil {
 			return false, nil //nolint:nilerr // not visible yet: keep polling
 		}
