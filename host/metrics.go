@@ -1,6 +1,8 @@
 package host
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wre-dev/wre/guest-sdk/abi"
@@ -34,6 +36,9 @@ type Metrics struct {
 	Instances        *prometheus.GaugeVec     // wre_module_instances{module}
 	GuestMemory      *prometheus.GaugeVec     // wre_guest_memory_bytes{module}
 	CompileSeconds   prometheus.Histogram     // wre_module_compile_seconds
+
+	mu      sync.Mutex
+	modules map[string]int // running Modules per name; series go when it drops to 0
 }
 
 // NewMetrics creates the host collectors and registers them with reg; a nil reg
@@ -41,6 +46,7 @@ type Metrics struct {
 // already registered.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
+		modules: map[string]int{},
 		HostCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wre_host_calls_total",
 			Help: "Host calls made by guests, by operation and resulting status code (403 = denied by permissions).",
@@ -81,6 +87,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // initModule creates the series of a module up front, so dashboards and alerts
 // see zeros rather than absent series.
 func (m *Metrics) initModule(module string) {
+	m.mu.Lock()
+	m.modules[module]++
+	m.mu.Unlock()
 	for _, op := range allOps {
 		m.HostCalls.WithLabelValues(module, op.String(), "200")
 		m.HostCalls.WithLabelValues(module, op.String(), "403")
@@ -91,4 +100,22 @@ func (m *Metrics) initModule(module string) {
 	}
 	m.Instances.WithLabelValues(module)
 	m.GuestMemory.WithLabelValues(module)
+}
+
+// forgetModule deletes the series of a module name once no Module of that name
+// runs any more. Two versions of a module overlap during a hot swap, so the
+// series survive closing the old one.
+func (m *Metrics) forgetModule(module string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.modules[module]--; m.modules[module] > 0 {
+		return
+	}
+	delete(m.modules, module)
+	l := prometheus.Labels{"module": module}
+	m.HostCalls.DeletePartialMatch(l)
+	m.HostCallDuration.DeletePartialMatch(l)
+	m.GuestTraps.DeletePartialMatch(l)
+	m.Instances.DeletePartialMatch(l)
+	m.GuestMemory.DeletePartialMatch(l)
 }

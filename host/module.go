@@ -184,8 +184,8 @@ func (m *Module) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	res, err := m.run(ctx, inst, req, id)
 	if err != nil {
 		reason := inst.classify(err)
-		m.release(ctx, inst, false)
 		m.rt.opts.Metrics.GuestTraps.WithLabelValues(m.opts.Name, reason).Inc()
+		m.release(ctx, inst, false)
 		err = fmt.Errorf("module %q: reconcile %s: %s: %w", m.opts.Name, req, inst.describe(reason), err)
 		m.recordTrap(context.WithoutCancel(ctx), req, reason, err)
 		return reconcile.Result{}, err
@@ -293,12 +293,16 @@ func (m *Module) acquire(ctx context.Context) (*instance, error) {
 	defer cancel()
 	inst, err := m.newInstance(initCtx)
 	if err != nil {
+		m.rt.opts.Metrics.GuestTraps.WithLabelValues(m.opts.Name, TrapInit).Inc()
+		m.rt.opts.Metrics.Instances.WithLabelValues(m.opts.Name).Dec()
 		m.mu.Lock()
 		m.live--
+		last := m.closed && m.live == 0
 		m.mu.Unlock()
-		m.rt.opts.Metrics.Instances.WithLabelValues(m.opts.Name).Dec()
+		if last {
+			m.rt.opts.Metrics.forgetModule(m.opts.Name)
+		}
 		<-m.slots
-		m.rt.opts.Metrics.GuestTraps.WithLabelValues(m.opts.Name, TrapInit).Inc()
 		return nil, fmt.Errorf("module %q: instantiate: %w", m.opts.Name, err)
 	}
 	return inst, nil
@@ -327,9 +331,13 @@ func (m *Module) release(ctx context.Context, inst *instance, healthy bool) {
 	} else {
 		m.live--
 	}
+	last := m.closed && m.live == 0
 	m.mu.Unlock()
 	if !keep {
 		m.discard(ctx, inst)
+	}
+	if last {
+		m.rt.opts.Metrics.forgetModule(m.opts.Name)
 	}
 	<-m.slots
 }
@@ -381,7 +389,8 @@ func (m *Module) Instances() int {
 }
 
 // Close discards idle instances and stops new reconciles; busy instances are
-// discarded when their reconcile ends. Closing twice is a no-op.
+// discarded when their reconcile ends. The module's metric series are deleted
+// when no other Module of the same name runs. Closing twice is a no-op.
 func (m *Module) Close(ctx context.Context) error {
 	m.mu.Lock()
 	if m.closed {
@@ -392,11 +401,15 @@ func (m *Module) Close(ctx context.Context) error {
 	idle := m.idle
 	m.idle = nil
 	m.live -= len(idle)
+	last := m.live == 0 // otherwise the last busy instance's release forgets
 	m.mu.Unlock()
 	close(m.stop)
 	<-m.done
 	for _, inst := range idle {
 		m.discard(ctx, inst)
+	}
+	if last {
+		m.rt.opts.Metrics.forgetModule(m.opts.Name)
 	}
 	return nil
 }

@@ -84,7 +84,8 @@ func TestModuleCloseIsIdempotentAndStopsReconciles(t *testing.T) {
 	require.NoError(t, h.Module.Close(ctx))
 	require.NoError(t, h.Module.Close(ctx))
 	assert.Equal(t, 0, h.Module.Instances())
-	assert.Equal(t, 0.0, testutil.ToFloat64(h.Metrics.Instances.WithLabelValues("test")))
+	assert.Equal(t, 0, testutil.CollectAndCount(h.Metrics.HostCalls), "series of a closed module are deleted")
+	assert.Equal(t, 0, testutil.CollectAndCount(h.Metrics.Instances))
 	_, err = h.Reconcile(t.Context(), "ns", "a")
 	assert.ErrorContains(t, err, `module "test": closed`)
 	require.NoError(t, h.Compiled.Close(ctx))
@@ -95,19 +96,26 @@ func TestModuleCloseIsIdempotentAndStopsReconciles(t *testing.T) {
 	assert.ErrorContains(t, err, `compile module "late": runtime closed`)
 }
 
-func TestReconcileWaitsForAFreeInstance(t *testing.T) {
+// startSpinning starts a reconcile that spins until cancel is called, and
+// returns once the guest is running; done receives the reconcile's error.
+func startSpinning(t *testing.T) (h *wasmtest.Harness, cancel func(), done <-chan error) {
 	var logs logSink
-	h := run(t, script{Steps: []step{{Log: "spinning"}, {Loop: true}}}, wasmtest.Options{
+	h = run(t, script{Steps: []step{{Log: "spinning"}, {Loop: true}}}, wasmtest.Options{
 		Module:  host.ModuleOptions{ReconcileTimeout: time.Hour},
 		Runtime: host.RuntimeOptions{Logger: logs.logger()},
 	})
 	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error)
+	errs := make(chan error)
 	go func() {
 		_, err := h.Reconcile(ctx, "ns", "spinning")
-		done <- err
+		errs <- err
 	}()
 	require.Eventually(t, func() bool { return logs.find("spinning") != "" }, time.Minute, time.Millisecond)
+	return h, cancel, errs
+}
+
+func TestReconcileWaitsForAFreeInstance(t *testing.T) {
+	h, cancel, done := startSpinning(t)
 	waitCtx, waitCancel := context.WithCancel(t.Context())
 	waitCancel()
 	_, err := h.Reconcile(waitCtx, "ns", "queued")
@@ -183,4 +191,26 @@ func TestNewModuleValidatesOptions(t *testing.T) {
 			assert.ErrorContains(t, err, c.want)
 		})
 	}
+}
+
+func TestSeriesSurviveWhileAModuleOfTheSameNameRuns(t *testing.T) {
+	h := run(t, script{}, wasmtest.Options{})
+	ctx := context.WithoutCancel(t.Context())
+	next, err := h.Runtime.NewModule(ctx, h.Compiled, host.ModuleOptions{Name: "test", Client: h.Client, Primary: configMaps, PrimaryKind: "ConfigMap"})
+	require.NoError(t, err)
+	require.NoError(t, h.Module.Close(ctx), "the old version goes during a hot swap")
+	assert.Equal(t, 1, testutil.CollectAndCount(h.Metrics.Instances), "the new version still reports")
+	require.NoError(t, next.Close(ctx))
+	assert.Equal(t, 0, testutil.CollectAndCount(h.Metrics.Instances))
+}
+
+func TestSeriesGoWhenTheLastBusyInstanceOfAClosedModuleEnds(t *testing.T) {
+	h, cancel, done := startSpinning(t)
+	require.NoError(t, h.Module.Close(context.WithoutCancel(t.Context())))
+	assert.Equal(t, 1, testutil.CollectAndCount(h.Metrics.Instances), "a busy instance keeps the series")
+	cancel()
+	require.Error(t, <-done)
+	assert.Equal(t, 0, testutil.CollectAndCount(h.Metrics.Instances))
+	assert.Equal(t, 0, testutil.CollectAndCount(h.Metrics.GuestMemory))
+	assert.Equal(t, 0, testutil.CollectAndCount(h.Metrics.GuestTraps), "the trap is counted before the series go")
 }
