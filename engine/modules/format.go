@@ -44,6 +44,21 @@ const (
 	DefaultMaxWasmBytes = 64 << 20
 )
 
+// ErrIncomplete is matched (errors.Is) by the Assemble errors that a
+// ConfigMap set shows while it is being applied: a missing part, or parts of
+// two versions. Other errors do not go away by waiting.
+var ErrIncomplete = errors.New("incomplete set of module ConfigMaps")
+
+// incompleteError is an Assemble error that matches ErrIncomplete.
+type incompleteError struct{ msg string }
+
+func (e *incompleteError) Error() string        { return e.msg }
+func (e *incompleteError) Is(target error) bool { return target == ErrIncomplete }
+
+func incomplete(format string, args ...any) error {
+	return &incompleteError{msg: fmt.Sprintf(format, args...)}
+}
+
 // Digest returns "sha256:<hex>" of wasm, the form Manifest.Digest and
 // AnnotationDigest use.
 func Digest(wasm []byte) string {
@@ -178,13 +193,13 @@ func Assemble(cms []*corev1.ConfigMap, opts AssembleOptions) (*Manifest, []byte,
 				return nil, nil, fmt.Errorf("assemble module %q: ConfigMaps %s and %s are both part 0", name, first.cm.Name, cm.Name)
 			}
 			if first != nil {
-				return nil, nil, fmt.Errorf("assemble module %q: ConfigMaps %s (%s) and %s (%s) are both part 0: two versions mixed", name, first.cm.Name, first.digest, cm.Name, p.digest)
+				return nil, nil, incomplete("assemble module %q: ConfigMaps %s (%s) and %s (%s) are both part 0: two versions mixed", name, first.cm.Name, first.digest, cm.Name, p.digest)
 			}
 			first = &parts[len(parts)-1]
 		}
 	}
 	if first == nil {
-		return nil, nil, fmt.Errorf("assemble module %q: missing part 0 (the ConfigMap with the manifest)", name)
+		return nil, nil, incomplete("assemble module %q: missing part 0 (the ConfigMap with the manifest)", name)
 	}
 	m, err := ParseManifest([]byte(first.cm.Data[KeyManifest]))
 	if err != nil {
@@ -204,7 +219,7 @@ func Assemble(cms []*corev1.ConfigMap, opts AssembleOptions) (*Manifest, []byte,
 		case p.digest != first.digest && p.index >= first.count:
 			continue // leftover of an earlier, larger version
 		case p.digest != first.digest:
-			return nil, nil, fmt.Errorf("assemble module %q: ConfigMap %s is part %d of version %s, part 0 is of version %s: two versions mixed", name, p.cm.Name, p.index, p.digest, first.digest)
+			return nil, nil, incomplete("assemble module %q: ConfigMap %s is part %d of version %s, part 0 is of version %s: two versions mixed", name, p.cm.Name, p.index, p.digest, first.digest)
 		case p.count != first.count || p.size != first.size:
 			return nil, nil, fmt.Errorf("assemble module %q: ConfigMap %s says %d parts of %d bytes, part 0 says %d parts of %d bytes", name, p.cm.Name, p.count, p.size, first.count, first.size)
 		case chunks[p.index] != nil:
@@ -214,7 +229,7 @@ func Assemble(cms []*corev1.ConfigMap, opts AssembleOptions) (*Manifest, []byte,
 	}
 	for i, c := range chunks {
 		if c == nil {
-			return nil, nil, fmt.Errorf("assemble module %q: missing part %d of %d (ConfigMap %s)", name, i, first.count, PartName(name, i))
+			return nil, nil, incomplete("assemble module %q: missing part %d of %d (ConfigMap %s)", name, i, first.count, PartName(name, i))
 		}
 	}
 	wasm, err := decompress(bytes.Join(chunks, nil), min(first.size, opts.MaxWasmBytes))

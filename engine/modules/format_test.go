@@ -3,6 +3,7 @@ package modules_test
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -215,6 +216,8 @@ func TestAssembleRefuses(t *testing.T) {
 			m, wasm, err := modules.Assemble(c.cms(), c.opts)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), c.want)
+			incomplete := map[string]bool{"missing part": true, "missing manifest part": true, "mixed versions": true, "two manifests": true}
+			assert.Equal(t, incomplete[c.name], errors.Is(err, modules.ErrIncomplete), "waiting may complete the set")
 			assert.Nil(t, m)
 			assert.Nil(t, wasm)
 		})

@@ -1,0 +1,78 @@
+package registry
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/wre-dev/wre/engine/reconcile"
+	"github.com/wre-dev/wre/host"
+)
+
+// version is one loaded version of a module: its compiled code and the
+// module running it.
+type version struct {
+	digest   string
+	abi      string
+	compiled *host.CompiledModule
+	module   *host.Module
+	inflight sync.WaitGroup
+}
+
+// close waits for the reconciles running on v, then closes its module and
+// compiled code.
+func (v *version) close(ctx context.Context) {
+	v.inflight.Wait()
+	_ = v.module.Close(ctx)
+	_ = v.compiled.Close(ctx)
+}
+
+// slot is the reconciler the controller of a module calls: it forwards to the
+// current version, which swap replaces without stopping the controller, so the
+// work queue and the informers survive a new version. The controller never
+// runs one key on two workers at once, and a key's reconcile that began on the
+// old version ends before the key can be picked again, so no object is ever
+// reconciled by two versions at the same time.
+type slot struct {
+	mu      sync.RWMutex
+	current *version
+
+	reconciles atomic.Int64
+	errors     atomic.Int64
+}
+
+var _ reconcile.Reconciler = (*slot)(nil)
+
+func newSlot(v *version) *slot { return &slot{current: v} }
+
+// Reconcile runs req on the current version.
+func (s *slot) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	s.mu.RLock()
+	v := s.current
+	v.inflight.Add(1) // under the lock: swap cannot miss it
+	s.mu.RUnlock()
+	defer v.inflight.Done()
+	res, err := v.module.Reconcile(ctx, req)
+	s.reconciles.Add(1)
+	if err != nil {
+		s.errors.Add(1)
+	}
+	return res, err
+}
+
+// swap makes next the current version and returns the previous one; new
+// reconciles go to next at once, those in flight finish on the previous one.
+func (s *slot) swap(next *version) *version {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.current
+	s.current = next
+	return prev
+}
+
+// version returns the current version.
+func (s *slot) version() *version {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.current
+}

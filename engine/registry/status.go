@@ -1,0 +1,67 @@
+package registry
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Status is the state of one module, as /modules serves it.
+type Status struct {
+	// Name of the module.
+	Name string `json:"name"`
+	// Digest of the running version; empty when none runs.
+	Digest string `json:"digest,omitempty"`
+	// ABI of the running version.
+	ABI string `json:"abi,omitempty"`
+	// State is StateLoaded or StateLoadFailed.
+	State string `json:"state"`
+	// LastError describes the last failed load attempt while State is
+	// StateLoadFailed.
+	LastError string `json:"lastError,omitempty"`
+	// LoadedAt is when the running version started serving.
+	LoadedAt *time.Time `json:"loadedAt,omitempty"`
+	// Instances is the number of live wasm instances of the running version.
+	Instances int `json:"instances"`
+	// Reconciles counts the module's reconciles since it was first loaded,
+	// across versions; ReconcileErrors those that failed.
+	Reconciles      int64 `json:"reconciles"`
+	ReconcileErrors int64 `json:"reconcileErrors"`
+}
+
+// Statuses returns the state of every module, sorted by name.
+func (r *Registry) Statuses() []Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Status, 0, len(r.modules))
+	for _, e := range r.modules {
+		s := Status{Name: e.name, State: e.state, LastError: e.lastError}
+		if e.slot != nil {
+			v := e.slot.version()
+			loaded := e.loadedAt
+			s.Digest, s.ABI, s.LoadedAt = v.digest, v.abi, &loaded
+			s.Instances = v.module.Instances()
+			s.Reconciles, s.ReconcileErrors = e.slot.reconciles.Load(), e.slot.errors.Load()
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Handler serves Statuses as JSON: the engine mounts it at /modules.
+func (r *Registry) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodGet && req.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r.Statuses())
+	})
+}
