@@ -2,10 +2,7 @@ package dashboards
 
 import (
 	"bytes"
-	"encoding/json"
 	"flag"
-	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -65,57 +61,10 @@ func TestPrometheusRuleGenerated(t *testing.T) {
 	assert.Equal(t, file, spec)
 }
 
-// query is a PromQL expression and where it comes from.
-type query struct{ where, expr string }
-
-// dashboardQueries walks the checked-in dashboard JSON (not the Go that
-// generates it: what operators import is what is checked).
-func dashboardQueries(t *testing.T) []query {
-	files, err := filepath.Glob(repoPath(DashboardsDir + "/*.json"))
-	require.NoError(t, err)
-	require.NotEmpty(t, files)
-	var qs []query
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		require.NoError(t, err)
-		var d Dashboard
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		require.NoError(t, dec.Decode(&d), f)
-		name := filepath.Base(f)
-		for _, v := range d.Templating.List {
-			if v.Type == "query" {
-				qs = append(qs, query{fmt.Sprintf("%s variable %s", name, v.Name), v.Query})
-			}
-		}
-		var walk func(ps []*Panel)
-		walk = func(ps []*Panel) {
-			for _, p := range ps {
-				for _, tg := range p.Targets {
-					qs = append(qs, query{fmt.Sprintf("%s panel %q query %s", name, p.Title, tg.RefID), tg.Expr})
-				}
-				walk(p.Panels)
-			}
-		}
-		walk(d.Panels)
-	}
-	return qs
-}
-
 func alertRules(t *testing.T) *rulefmt.RuleGroups {
-	groups, errs := rulefmt.ParseFile(repoPath(AlertsFile), false, model.UTF8Validation, promql, slog.New(slog.DiscardHandler))
-	require.Empty(t, errs)
+	groups, err := AlertRules()
+	require.NoError(t, err)
 	return groups
-}
-
-func alertQueries(t *testing.T) []query {
-	var qs []query
-	for _, g := range alertRules(t).Groups {
-		for _, r := range g.Rules {
-			qs = append(qs, query{"alert " + r.Alert + r.Record, r.Expr})
-		}
-	}
-	return qs
 }
 
 // Fixtures: a real scrape of `wre run` and the families it does not serve yet.
@@ -168,16 +117,20 @@ func TestQueriesUseExportedMetrics(t *testing.T) {
 	srcs := metricsSources()
 	exported := loadSources(t, srcs)
 	t.Logf("checking against %d series names from %v", len(exported), srcs)
-	qs := append(dashboardQueries(t), alertQueries(t)...)
+	dq, err := DashboardQueries()
+	require.NoError(t, err)
+	aq, err := AlertQueries()
+	require.NoError(t, err)
+	qs := append(dq, aq...)
 	used := map[string]bool{}
 	for _, q := range qs {
-		sels, err := Selectors(q.expr)
-		if !assert.NoError(t, err, q.where) {
+		sels, err := Selectors(q.Expr)
+		if !assert.NoError(t, err, q.Where) {
 			continue
 		}
 		for _, s := range sels {
 			used[s.Metric] = true
-			assert.NoError(t, exported.Check(s), "%s: %s", q.where, q.expr)
+			assert.NoError(t, exported.Check(s), "%s: %s", q.Where, q.Expr)
 		}
 	}
 	t.Logf("%d queries read %d metrics", len(qs), len(used))

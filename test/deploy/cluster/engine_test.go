@@ -177,6 +177,7 @@ func TestEngineRunsAsItsServiceAccount(t *testing.T) {
 	require.NoError(t, err)
 	assert.Regexp(t, `(?m)^leader_election_master_status\{name="wre-leader"\} 1$`, string(body))
 	assert.Regexp(t, `(?m)^controller_runtime_reconcile_total\{controller="statussync",result="success"\} [1-9]`, string(body))
+	t.Run("prometheus", func(t *testing.T) { checkDashboardsWithPrometheus(t, metrics, body) })
 	if out := os.Getenv("WRE_METRICS_OUT"); out != "" {
 		require.NoError(t, os.WriteFile(out, body, 0o644))
 		t.Logf("wrote /metrics to %s", out)

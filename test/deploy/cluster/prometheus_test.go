@@ -1,0 +1,181 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wre-dev/wre/test/dashboards"
+	"github.com/wre-dev/wre/test/deploy"
+)
+
+var grafanaVar = regexp.MustCompile(`\$\{?(\w+)\}?`)
+
+// grafanaValues are what the dashboards' variables resolve to against one
+// local engine: every namespace, pod and module.
+func expandForPrometheus(expr string) string {
+	if m := regexp.MustCompile(`^\s*label_values\((.*),\s*\w+\s*\)\s*$`).FindStringSubmatch(expr); m != nil {
+		expr = m[1]
+	}
+	return grafanaVar.ReplaceAllStringFunc(expr, func(v string) string {
+		switch strings.Trim(v, "${}") {
+		case "__rate_interval", "__range":
+			return "1m"
+		case "__interval":
+			return "1s"
+		case "job":
+			return "wre"
+		default:
+			return ".*"
+		}
+	})
+}
+
+// filters are expressions whose empty result is an answer, not missing data.
+var filters = regexp.MustCompile(`==|!=|!~|>|<|absent\(`)
+
+type promResponse struct {
+	Status string `json:"status"`
+	Error  string `json:"error"`
+	Data   struct {
+		ResultType string            `json:"resultType"`
+		Result     json.RawMessage   `json:"result"`
+		Groups     []json.RawMessage `json:"groups"`
+	} `json:"data"`
+}
+
+func promQuery(t *testing.T, base, expr string) (promResponse, int, error) {
+	var r promResponse
+	body, err := get200(t.Context(), base+"/api/v1/query?query="+url.QueryEscape(expr))
+	if err != nil {
+		return r, 0, err
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return r, 0, err
+	}
+	if r.Status != "success" {
+		return r, 0, fmt.Errorf("%s: %s", r.Status, r.Error)
+	}
+	var series []json.RawMessage
+	if r.Data.ResultType == "vector" || r.Data.ResultType == "matrix" {
+		if err := json.Unmarshal(r.Data.Result, &series); err != nil {
+			return r, 0, err
+		}
+		return r, len(series), nil
+	}
+	return r, 1, nil
+}
+
+// checkDashboardsWithPrometheus runs Debian's Prometheus (package prometheus)
+// against the engine's metrics endpoint with dashboards/alerts.yaml loaded,
+// and runs every dashboard and alert query: each must evaluate, and each
+// that reads only metrics the engine serves must return data.
+func checkDashboardsWithPrometheus(t *testing.T, metricsAddr string, scrape []byte) {
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Skip("prometheus not found (apt-get install -y prometheus)")
+	}
+	dir := t.TempDir()
+	scrapeFile := filepath.Join(dir, "scrape.txt")
+	require.NoError(t, os.WriteFile(scrapeFile, scrape, 0o644))
+	served, err := dashboards.LoadExported(scrapeFile)
+	require.NoError(t, err)
+
+	addr := freeAddr(t)
+	config := fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: [%q]
+scrape_configs:
+  - job_name: wre
+    static_configs:
+      - targets: [%q]
+        labels: {namespace: %s, pod: wre-test}
+`, filepath.Join(deploy.RepoRoot(), "dashboards", "alerts.yaml"), metricsAddr, engineNamespace)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644))
+	var logs strings.Builder
+	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus:\n%s", tail(logs.String(), 20))
+		}
+	})
+	base := "http://" + addr
+	// Enough samples for rate() over a minute: at least 10 scrapes.
+	eventually(t, 60*time.Second, func() error {
+		_, n, err := promQuery(t, base, `count_over_time(up{job="wre"}[1m]) >= 10`)
+		if err == nil && n == 0 {
+			err = fmt.Errorf("fewer than 10 scrapes of %s yet", metricsAddr)
+		}
+		return err
+	})
+
+	dq, err := dashboards.DashboardQueries()
+	require.NoError(t, err)
+	aq, err := dashboards.AlertQueries()
+	require.NoError(t, err)
+	withData, pending := 0, 0
+	for _, q := range append(dq, aq...) {
+		expr := expandForPrometheus(q.Expr)
+		_, n, err := promQuery(t, base, expr)
+		if !assert.NoError(t, err, "%s: %s", q.Where, expr) {
+			continue
+		}
+		sels, err := dashboards.Selectors(q.Expr)
+		require.NoError(t, err)
+		allServed := true
+		for _, s := range sels {
+			if served.Check(s) != nil {
+				allServed = false
+			}
+		}
+		switch {
+		case n > 0:
+			withData++
+		case !allServed:
+			pending++
+		case !filters.MatchString(expr):
+			assert.Fail(t, "no data", "%s: %s", q.Where, expr)
+		}
+	}
+	t.Logf("%d of %d dashboard and alert queries return data; %d read metrics the engine does not serve yet",
+		withData, len(dq)+len(aq), pending)
+
+	// The alert rules loaded and evaluated.
+	body, err := get200(t.Context(), base+"/api/v1/rules")
+	require.NoError(t, err)
+	var rules struct {
+		Data struct {
+			Groups []struct {
+				Rules []struct {
+					Name   string `json:"name"`
+					Health string `json:"health"`
+					State  string `json:"state"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(body, &rules))
+	n := 0
+	for _, g := range rules.Data.Groups {
+		for _, r := range g.Rules {
+			n++
+			assert.NotEqual(t, "err", r.Health, r.Name)
+			assert.NotEqual(t, "firing", r.State, "%s fires against a healthy engine", r.Name)
+		}
+	}
+	assert.Equal(t, 7, n, "alert rules loaded by Prometheus")
+}
