@@ -111,11 +111,11 @@ func (m *Manager) AddController(ctx context.Context, spec ControllerSpec) error 
 func validate(spec ControllerSpec) error {
 	switch {
 	case spec.Name == "":
-		return errors.New("Name is required")
+		return errors.New("spec.Name is required")
 	case spec.Reconciler == nil:
-		return errors.New("Reconciler is required")
+		return errors.New("spec.Reconciler is required")
 	case spec.For.Resource == "" || spec.For.Version == "":
-		return errors.New("For must name version and resource")
+		return errors.New("spec.For must name a version and a resource")
 	}
 	for _, w := range spec.Watches {
 		if w.Handler == nil || w.Resource.Resource == "" {
