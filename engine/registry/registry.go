@@ -117,9 +117,10 @@ type Options struct {
 // Registry loads, swaps and unloads the modules shipped in ConfigMaps; see the
 // package documentation.
 type Registry struct {
-	opts  Options
-	log   logr.Logger
-	queue workqueue.TypedRateLimitingInterface[string]
+	opts        Options
+	broadcaster record.EventBroadcaster // the default Recorder's; Start shuts it down
+	log         logr.Logger
+	queue       workqueue.TypedRateLimitingInterface[string]
 
 	mu      sync.Mutex
 	modules map[string]*entry
@@ -170,16 +171,18 @@ func New(opts Options) (*Registry, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
+	var broadcaster record.EventBroadcaster
 	if opts.Recorder == nil {
-		b := record.NewBroadcaster()
-		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: opts.Client.CoreV1().Events("")})
-		opts.Recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "wre"})
+		broadcaster = record.NewBroadcaster()
+		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: opts.Client.CoreV1().Events("")})
+		opts.Recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "wre"})
 	}
 	return &Registry{
-		opts:    opts,
-		log:     opts.Logger.WithName("modules"),
-		queue:   workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](), workqueue.TypedRateLimitingQueueConfig[string]{Name: "wre-modules"}),
-		modules: map[string]*entry{},
+		broadcaster: broadcaster,
+		opts:        opts,
+		log:         opts.Logger.WithName("modules"),
+		queue:       workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](), workqueue.TypedRateLimitingQueueConfig[string]{Name: "wre-modules"}),
+		modules:     map[string]*entry{},
 	}, nil
 }
 
@@ -219,6 +222,9 @@ func (r *Registry) Start(ctx context.Context) error {
 	for r.processNext(ctx) {
 	}
 	r.closeAll()
+	if r.broadcaster != nil {
+		r.broadcaster.Shutdown() // flushes the events recorded so far
+	}
 	return nil
 }
 

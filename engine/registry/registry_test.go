@@ -352,7 +352,7 @@ func TestBadVersionsKeepTheRunningOne(t *testing.T) {
 		}, "CompileFailed: compile module \"demo\""},
 		{"digest mismatch", nil, func(t *testing.T) []*corev1.ConfigMap {
 			cms := pkg(t, manifest(t), guest(t, "x"), 0)
-			wrong := modules.Digest(good)
+			wrong := modules.Digest([]byte("another module"))
 			for _, cm := range cms {
 				cm.Annotations[modules.AnnotationDigest] = wrong
 			}
