@@ -139,6 +139,7 @@ func run(ctx context.Context, f runFlags, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
+	ctx = logr.NewContext(ctx, log) // extensions log with the engine's logger
 	for _, e := range runExtensions {
 		if err := e.setup(ctx, mgr); err != nil {
 			return err
