@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/wre-dev/wre/engine/manager"
+	"github.com/wre-dev/wre/engine/modules"
+	"github.com/wre-dev/wre/engine/registry"
+	"github.com/wre-dev/wre/host"
+)
+
+// moduleFlags configure the module registry of `wre run`.
+var moduleFlags struct {
+	namespace string
+	cacheDir  string
+	policy    string
+	maxBytes  int64
+}
+
+func init() {
+	extendRun(runExtension{
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&moduleFlags.namespace, "module-namespace", "", "load the modules shipped in ConfigMaps labelled wre.dev/module in this namespace (empty: load none)")
+			fs.StringVar(&moduleFlags.cacheDir, "cache-dir", "", "directory of the compiled-module cache (empty: compile in memory at every start)")
+			fs.StringVar(&moduleFlags.policy, "policy", "", "engine policy file capping the permissions of modules (empty: no cap)")
+			fs.Int64Var(&moduleFlags.maxBytes, "max-module-bytes", modules.DefaultMaxWasmBytes, "largest uncompressed wasm module accepted")
+		},
+		setup: setupModules,
+	})
+}
+
+// setupModules starts the module registry beside the manager and serves
+// /modules next to /metrics.
+func setupModules(ctx context.Context, mgr *manager.Manager) error {
+	if moduleFlags.namespace == "" {
+		return nil
+	}
+	log := logr.FromContextOrDiscard(ctx)
+	policy := modules.AllowAll
+	if moduleFlags.policy != "" {
+		var err error
+		if policy, err = modules.LoadPolicy(moduleFlags.policy); err != nil {
+			return err
+		}
+	}
+	client, err := kubernetes.NewForConfig(mgr.Config())
+	if err != nil {
+		return fmt.Errorf("module registry: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(mgr.Config())
+	if err != nil {
+		return fmt.Errorf("module registry: %w", err)
+	}
+	hostMetrics, err := host.NewMetrics(mgr.Metrics().Registerer())
+	if err != nil {
+		return fmt.Errorf("module registry: %w", err)
+	}
+	regMetrics, err := registry.NewMetrics(mgr.Metrics().Registerer())
+	if err != nil {
+		return fmt.Errorf("module registry: %w", err)
+	}
+	rt, err := host.NewRuntime(ctx, host.RuntimeOptions{CacheDir: moduleFlags.cacheDir, Metrics: hostMetrics, Logger: log.WithName("host")})
+	if err != nil {
+		return fmt.Errorf("module registry: %w", err)
+	}
+	reg, err := registry.New(registry.Options{
+		Namespace: moduleFlags.namespace, Client: client, DynamicClient: dyn, Config: mgr.Config(),
+		Controllers: mgr, Informers: mgr.Informers(), Runtime: rt, Policy: policy,
+		MaxWasmBytes: moduleFlags.maxBytes, Metrics: regMetrics, Logger: log,
+	})
+	if err == nil {
+		err = mgr.HandleMetricsPath("/modules", reg.Handler())
+	}
+	if err != nil {
+		_ = rt.Close(ctx)
+		return fmt.Errorf("module registry: %w", err)
+	}
+	go func() {
+		if err := reg.Start(ctx); err != nil {
+			log.Error(err, "Module registry stopped")
+		}
+		_ = rt.Close(context.WithoutCancel(ctx))
+	}()
+	return nil
+}
