@@ -1,0 +1,115 @@
+package registry_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/wre-dev/wre/engine/manager"
+	"github.com/wre-dev/wre/engine/modules"
+	"github.com/wre-dev/wre/engine/registry"
+	"github.com/wre-dev/wre/host"
+	"github.com/wre-dev/wre/host/wasmtest"
+	"github.com/wre-dev/wre/test/controlplane"
+)
+
+var cp *controlplane.ControlPlane
+
+func TestMain(m *testing.M) { os.Exit(controlplane.RunMain(m, &cp)) }
+
+// probeManifest is a script-guest module over ConfigMaps that reads the
+// reconciled ConfigMap (from the engine's informer cache) and the default
+// ServiceAccount (live, as the impersonated ServiceAccount "nobody", which
+// RBAC forbids): a reconcile succeeds only if both behave so.
+const probeManifest = `apiVersion: wre.dev/v1alpha1
+kind: Module
+name: probe
+abi: v1
+for: {version: v1, resource: configmaps, kind: ConfigMap}
+permissions:
+  - apiGroups: [""]
+    resources: [configmaps]
+    verbs: [get, list, watch]
+  - apiGroups: [""]
+    resources: [serviceaccounts]
+    verbs: [get]
+serviceAccountName: nobody
+config:
+  steps:
+    - {op: 1, req: {Version: v1, Resource: configmaps, Kind: ConfigMap, Namespace: $ns, Name: $name}}
+    - {op: 1, req: {Version: v1, Resource: serviceaccounts, Kind: ServiceAccount, Namespace: $ns, Name: default}, want: 403}
+`
+
+// TestRegistryWithManager loads a module into a real manager: it reconciles
+// with cached reads and impersonated live reads, and unloading it releases
+// the ConfigMap informer it alone used.
+func TestRegistryWithManager(t *testing.T) {
+	ctx := t.Context()
+	ns := controlplane.Namespace(t, cp)
+	mgr, err := manager.New(manager.Options{Config: cp.Config(), MetricsBindAddress: manager.DisabledAddress, HealthProbeBindAddress: manager.DisabledAddress})
+	require.NoError(t, err)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- mgr.Start(runCtx) }()
+	defer func() { cancel(); require.NoError(t, <-mgrDone) }()
+	<-mgr.Started()
+
+	rt, err := host.NewRuntime(ctx, host.RuntimeOptions{CacheDir: wasmtest.DefaultCacheDir()})
+	require.NoError(t, err)
+	defer rt.Close(context.Background())
+	kube := kubernetes.NewForConfigOrDie(cp.Config())
+	reg, err := registry.New(registry.Options{
+		Namespace: ns, Client: kube, DynamicClient: dynamic.NewForConfigOrDie(cp.Config()), Config: cp.Config(),
+		Controllers: mgr, Informers: mgr.Informers(), Runtime: rt, SettleDelay: 10 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	regDone := make(chan error, 1)
+	go func() { regDone <- reg.Start(runCtx) }()
+	defer func() { cancel(); require.NoError(t, <-regDone) }()
+
+	m, err := modules.ParseManifest([]byte(probeManifest))
+	require.NoError(t, err)
+	cms, err := modules.Package(m, guest(t, ""), modules.PackageOptions{Namespace: ns})
+	require.NoError(t, err)
+	for _, cm := range cms {
+		_, err := kube.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	_, err = kube.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "object"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	configmaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	require.Eventually(t, func() bool {
+		st, ok := status(reg, "probe")
+		return ok && st.State == registry.StateLoaded && st.Reconciles > 0
+	}, 2*time.Minute, 20*time.Millisecond)
+	_, ok := mgr.Informers().Lookup(configmaps)
+	assert.True(t, ok, "the module's informer runs")
+	time.Sleep(500 * time.Millisecond) // let the initial list drain
+	st, _ := status(reg, "probe")
+	assert.Zero(t, st.ReconcileErrors, "cached get returned the object and the impersonated get was forbidden")
+
+	require.NoError(t, kube.CoreV1().ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: modules.LabelModule}))
+	require.Eventually(t, func() bool { _, ok := status(reg, "probe"); return !ok }, time.Minute, 20*time.Millisecond)
+	_, ok = mgr.Informers().Lookup(configmaps)
+	assert.False(t, ok, "unloading released the informer nobody else uses")
+}
+
+func status(reg *registry.Registry, name string) (registry.Status, bool) {
+	for _, s := range reg.Statuses() {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return registry.Status{}, false
+}
