@@ -17,7 +17,7 @@ help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: test
-test: check controlplane unit-and-integration submodule-tests ## THE test command: vet, gofmt, every unit, integration and end-to-end test
+test: check controlplane tools image-binary unit-and-integration submodule-tests ## THE test command: vet, gofmt, every unit, integration and end-to-end test
 	@echo "make test: all suites passed"
 
 .PHONY: check
@@ -35,8 +35,22 @@ unit-and-integration: ## go test -race on the root module (integration suites st
 	$(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: submodule-tests
-submodule-tests: ## go test on the guest SDK and every example module
-	@set -e; for m in $(SUBMODULES); do echo "go test ($$m)"; (cd $$m && $(GO) test $(TEST_FLAGS) ./...); done
+submodule-tests: tools image-binary ## go test on the guest SDK, the example modules, deploy/ and dashboards/
+	@set -e; for m in $(SUBMODULES); do echo "go test ($$m)"; \
+	  (cd $$m && WRE_BINARY=$(CURDIR)/bin/wre WRE_REQUIRE_PROMTOOL=1 $(GO) test $(TEST_FLAGS) ./...); done
+
+.PHONY: tools
+tools: ## install promtool and prometheus (Debian package) when missing
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+	  echo "installing Debian's prometheus package (promtool, prometheus)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	fi
+	@promtool --version | head -n 1
+
+.PHONY: image-binary
+image-binary: ## the static wre binary for the container image: bin/wre
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/wre ./cmd/wre
 
 .PHONY: controlplane
 controlplane: ## build etcd, kube-apiserver, kube-controller-manager from source into $(WRE_CACHE_DIR)

@@ -220,7 +220,9 @@ func (c *ControlPlane) RestartAPIServer(ctx context.Context) error {
 func (c *ControlPlane) startControllerManager(ctx context.Context) error {
 	c.kcm = c.newProcess("kube-controller-manager",
 		"--kubeconfig="+c.KubeconfigPath(),
-		"--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller",
+		// Aggregated ClusterRoles (deploy/ grants modules through one) need the
+		// aggregation controller.
+		"--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,clusterrole-aggregation-controller",
 		"--leader-elect=false",
 		"--bind-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(c.kcmPort),

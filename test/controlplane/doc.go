@@ -11,8 +11,8 @@
 //     directory; several control planes can run side by side.
 //   - The API server uses token authentication (an admin identity in
 //     system:masters), RBAC authorization and a service-account key pair; the
-//     controller manager runs the garbage-collector, namespace and
-//     service-account controllers.
+//     controller manager runs the garbage-collector, namespace,
+//     service-account and ClusterRole-aggregation controllers.
 //   - Stop leaves no process, port or directory behind, also when a test fails
 //     or panics: components run in their own process groups, die with the test
 //     process (PR_SET_PDEATHSIG), and are stopped with SIGTERM, a short grace,
