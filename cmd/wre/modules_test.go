@@ -214,17 +214,24 @@ func TestModulesEndToEnd(t *testing.T) {
 			return false
 		}, 3*time.Minute, 100*time.Millisecond, "no %s event with %q; logs:\n%s", reason, contains, stderr.String())
 	}
-	widget := func(name, desired string) {
-		t.Helper()
+	create := func(name, desired string) {
 		w := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "demo.wre.dev/v1", "kind": "Widget",
 			"metadata": map[string]any{"name": name}, "spec": map[string]any{"desired": desired}}}
 		_, err := dyn.Resource(statussync.GVR).Namespace(ns).Create(ctx, w, metav1.CreateOptions{})
-		require.NoError(t, err)
+		assert.NoError(t, err)
+	}
+	converged := func(name, desired string) {
+		t.Helper()
 		require.Eventually(t, func() bool {
 			got, err := dyn.Resource(statussync.GVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
 			current, _, _ := unstructured.NestedString(got.Object, "status", "current")
 			return err == nil && current == desired
 		}, 2*time.Minute, 50*time.Millisecond, "widget %s not reconciled; logs:\n%s", name, stderr.String())
+	}
+	widget := func(name, desired string) {
+		t.Helper()
+		create(name, desired)
+		converged(name, desired)
 	}
 
 	raw, err := os.ReadFile(wasm)
@@ -238,10 +245,32 @@ func TestModulesEndToEnd(t *testing.T) {
 	v2 := filepath.Join(t.TempDir(), "v2.wasm")
 	v2raw := append(append([]byte{}, raw...), 0, 3, 1, 'v', '2')
 	require.NoError(t, os.WriteFile(v2, v2raw, 0o600))
+	// Widgets stream in while the new version loads and swaps in: none is
+	// lost in the swap.
+	stop, streamed := make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		defer func() { streamed <- n }()
+		for ; ; n++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			create("load-"+strconv.Itoa(n), "v"+strconv.Itoa(n))
+		}
+	}()
 	start = apply(v2)
 	waitEvent("Loaded", modules.Digest(v2raw)+" ")
 	t.Logf("hot swap to a new digest (cold compilation cache): %s", time.Since(start).Round(time.Millisecond))
 	waitEvent("Loaded", "replacing "+modules.Digest(raw))
+	time.Sleep(time.Second) // some widgets after the swap too
+	close(stop)
+	n := <-streamed
+	t.Logf("%d widgets created during the swap", n)
+	for i := range n {
+		converged("load-"+strconv.Itoa(i), "v"+strconv.Itoa(i))
+	}
 	widget("w2", "green")
 
 	// A version the engine cannot run is refused; v2 keeps serving.
