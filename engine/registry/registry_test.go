@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 
@@ -31,9 +32,8 @@ import (
 	"github.com/wre-dev/wre/engine/registry"
 	"github.com/wre-dev/wre/host"
 	"github.com/wre-dev/wre/host/wasmtest"
+	"github.com/wre-dev/wre/test/controlplane"
 )
-
-const ns = "wre-system"
 
 // manifestYAML is a module of the script test guest over ConfigMaps; its
 // config makes every reconcile succeed at once.
@@ -144,7 +144,8 @@ func (c *controllers) counts() (adds, removes int) {
 
 type fixture struct {
 	t        *testing.T
-	client   *fake.Clientset
+	ns       string
+	client   kubernetes.Interface
 	ctrls    *controllers
 	recorder *record.FakeRecorder
 	prom     *prometheus.Registry
@@ -154,7 +155,9 @@ type fixture struct {
 func start(t *testing.T, edit func(*registry.Options)) *fixture {
 	t.Helper()
 	ctx := t.Context()
-	f := &fixture{t: t, client: fake.NewSimpleClientset(), ctrls: &controllers{specs: map[string]manager.ControllerSpec{}},
+	// The ConfigMaps live in the real API server, each test in a namespace
+	// of its own; the controllers are recorded, not run.
+	f := &fixture{t: t, ns: controlplane.Namespace(t, cp), client: kubernetes.NewForConfigOrDie(cp.Config()), ctrls: &controllers{specs: map[string]manager.ControllerSpec{}},
 		recorder: record.NewFakeRecorder(100), prom: prometheus.NewRegistry()}
 	rt, err := host.NewRuntime(context.WithoutCancel(ctx), host.RuntimeOptions{CacheDir: wasmtest.DefaultCacheDir()})
 	require.NoError(t, err)
@@ -162,7 +165,7 @@ func start(t *testing.T, edit func(*registry.Options)) *fixture {
 	metrics, err := registry.NewMetrics(f.prom)
 	require.NoError(t, err)
 	opts := registry.Options{
-		Namespace: ns, Client: f.client, DynamicClient: dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()),
+		Namespace: f.ns, Client: f.client, DynamicClient: dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()),
 		Controllers: f.ctrls, Runtime: rt, Metrics: metrics, Recorder: f.recorder, SettleDelay: 10 * time.Millisecond, IncompleteTimeout: time.Second,
 	}
 	if edit != nil {
@@ -187,19 +190,19 @@ func (f *fixture) apply(cms ...*corev1.ConfigMap) {
 	keep := map[string]bool{}
 	for i := len(cms) - 1; i >= 0; i-- {
 		cm := cms[i].DeepCopy()
-		cm.Namespace = ns
+		cm.Namespace = f.ns
 		keep[cm.Name] = true
-		_, err := f.client.CoreV1().ConfigMaps(ns).Update(f.t.Context(), cm, metav1.UpdateOptions{})
+		_, err := f.client.CoreV1().ConfigMaps(f.ns).Update(f.t.Context(), cm, metav1.UpdateOptions{})
 		if apierrors.IsNotFound(err) {
-			_, err = f.client.CoreV1().ConfigMaps(ns).Create(f.t.Context(), cm, metav1.CreateOptions{})
+			_, err = f.client.CoreV1().ConfigMaps(f.ns).Create(f.t.Context(), cm, metav1.CreateOptions{})
 		}
 		require.NoError(f.t, err)
 	}
-	list, err := f.client.CoreV1().ConfigMaps(ns).List(f.t.Context(), metav1.ListOptions{LabelSelector: modules.LabelModule})
+	list, err := f.client.CoreV1().ConfigMaps(f.ns).List(f.t.Context(), metav1.ListOptions{LabelSelector: modules.LabelModule})
 	require.NoError(f.t, err)
 	for _, cm := range list.Items {
 		if !keep[cm.Name] {
-			require.NoError(f.t, f.client.CoreV1().ConfigMaps(ns).Delete(f.t.Context(), cm.Name, metav1.DeleteOptions{}))
+			require.NoError(f.t, f.client.CoreV1().ConfigMaps(f.ns).Delete(f.t.Context(), cm.Name, metav1.DeleteOptions{}))
 		}
 	}
 }
@@ -478,7 +481,7 @@ func TestNewValidatesOptions(t *testing.T) {
 	rt, err := host.NewRuntime(t.Context(), host.RuntimeOptions{})
 	require.NoError(t, err)
 	defer rt.Close(t.Context())
-	full := registry.Options{Namespace: ns, Client: fake.NewSimpleClientset(), DynamicClient: dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()), Controllers: &controllers{}, Runtime: rt}
+	full := registry.Options{Namespace: "wre-system", Client: fake.NewSimpleClientset(), DynamicClient: dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()), Controllers: &controllers{}, Runtime: rt}
 	for name, edit := range map[string]func(*registry.Options){
 		"Namespace is required":    func(o *registry.Options) { o.Namespace = "" },
 		"Client and DynamicClient": func(o *registry.Options) { o.Client = nil },
