@@ -65,9 +65,8 @@ cluster-down: ## stop the control plane started by cluster-up
 	$(WRE_CLUSTER) down
 
 .PHONY: demo
-demo: controlplane ## run the local control plane in the foreground until Ctrl-C
-	@echo "make demo: the engine is not wired in yet; this starts the local control plane only."
-	$(WRE_CLUSTER) run -dir $(WRE_CACHE_DIR)/demo
+demo: controlplane ## control plane + engine + example modules with sample objects, until Ctrl-C
+	$(GO) run ./test/demo
 
 .PHONY: modules
 modules: ## build the example modules to bin/modules/*.wasm

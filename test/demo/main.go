@@ -1,0 +1,372 @@
+// Command demo runs wre end to end on a local control plane: it builds what is
+// missing, starts etcd, kube-apiserver and kube-controller-manager, builds the
+// wre binary and the three example modules, ships the modules as ConfigMaps
+// with `wre package --apply`, starts `wre run`, creates sample objects and shows
+// what got reconciled. It stays up until Ctrl-C, then removes everything.
+//
+//	go run ./test/demo            # what `make demo` runs
+//	go run ./test/demo -exit      # stop after showing the results (used by tests)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/wre-dev/wre/test/controlplane"
+)
+
+// moduleNamespace is where the demo ships module ConfigMaps, as deploy/ does.
+const moduleNamespace = "wre-system"
+
+var exampleModules = []string{"status-sync", "configmap-replicator", "app-operator"}
+
+func main() {
+	exit := flag.Bool("exit", false, "stop after the sample objects are reconciled instead of waiting for Ctrl-C")
+	timeout := flag.Duration("reconcile-timeout", 5*time.Minute, "how long to wait for the sample objects to be reconciled")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *exit, *timeout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func step(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
+
+func run(ctx context.Context, exitWhenDone bool, reconcileTimeout time.Duration) error {
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "wre-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	step("building the wre binary")
+	wre := filepath.Join(work, "wre")
+	if err := command(ctx, root, os.Stdout, "go", "build", "-o", wre, "./cmd/wre"); err != nil {
+		return err
+	}
+	step("building the example modules with `wre build`")
+	for _, m := range exampleModules {
+		if err := command(ctx, root, os.Stdout, wre, "build", "-o", filepath.Join(work, m+".wasm"), filepath.Join("modules", m)); err != nil {
+			return err
+		}
+	}
+
+	step("starting the local control plane (etcd, kube-apiserver, kube-controller-manager)")
+	cp, err := controlplane.Start(ctx, controlplane.Options{Log: os.Stdout})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		step("stopping the control plane")
+		_ = cp.Stop()
+	}()
+	cfg := cp.Config()
+	kube := kubernetes.NewForConfigOrDie(cfg)
+	dyn := dynamic.NewForConfigOrDie(cfg)
+
+	step("installing the example CRDs and the %s namespace", moduleNamespace)
+	for _, crd := range []string{"modules/status-sync/crd.yaml", "modules/app-operator/crd.yaml"} {
+		if err := applyFile(ctx, dyn, filepath.Join(root, crd)); err != nil {
+			return err
+		}
+	}
+	if err := waitServed(ctx, dyn); err != nil {
+		return err
+	}
+	for _, ns := range []string{moduleNamespace, "demo", "team-a", "team-b"} {
+		if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
+
+	step("shipping the modules as ConfigMaps with `wre package --apply`")
+	for _, m := range exampleModules {
+		if err := command(ctx, root, os.Stdout, wre, "package", "--apply", "--namespace", moduleNamespace,
+			"--kubeconfig", cp.KubeconfigPath(), "--manifest", filepath.Join("modules", m, "module.yaml"), filepath.Join(work, m+".wasm")); err != nil {
+			return err
+		}
+	}
+
+	metricsAddr, probeAddr, err := twoFreeAddresses()
+	if err != nil {
+		return err
+	}
+	engineLog := filepath.Join(work, "wre.log")
+	step("starting `wre run` (log: %s)", engineLog)
+	engine, err := startEngine(root, wre, engineLog, "run", "--kubeconfig", cp.KubeconfigPath(),
+		"--module-namespace", moduleNamespace, "--cache-dir", filepath.Join(work, "compilation-cache"),
+		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr, "--log-format", "text")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		step("stopping the engine")
+		_ = engine.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = engine.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = engine.Process.Kill()
+			<-done
+		}
+	}()
+
+	step("creating sample objects")
+	if err := createSamples(ctx, kube, dyn); err != nil {
+		return err
+	}
+	step("waiting for the modules to reconcile them (the first load compiles ~20 MB of wasm per module)")
+	waitCtx, cancel := context.WithTimeout(ctx, reconcileTimeout)
+	defer cancel()
+	if err := waitReconciled(waitCtx, kube, dyn); err != nil {
+		fmt.Fprintf(os.Stderr, "last engine log lines:\n%s\n", lastLines(engineLog, 30))
+		return err
+	}
+
+	fmt.Println()
+	_ = command(ctx, root, os.Stdout, wre, "status", "--url", "http://"+metricsAddr)
+	fmt.Printf(`
+Everything above was reconciled by wasm modules loaded from ConfigMaps.
+  metrics:     http://%[1]s/metrics
+  modules:     http://%[1]s/modules
+  readiness:   http://%[2]s/readyz
+  kubeconfig:  %[3]s     (export KUBECONFIG=%[3]s)
+  engine log:  %[4]s
+`, metricsAddr, probeAddr, cp.KubeconfigPath(), engineLog)
+	if exitWhenDone {
+		return nil
+	}
+	fmt.Println("Try: edit a Widget's spec.desired or the replicated ConfigMap, then watch. Ctrl-C stops and cleans up.")
+	<-ctx.Done()
+	return nil
+}
+
+func command(ctx context.Context, dir string, out io.Writer, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w", filepath.Base(name), strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+func startEngine(dir, wre, logPath string, args ...string) (*exec.Cmd, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(wre, args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logf, logf
+	// The engine dies with the demo, even on a crash.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start wre run: %w", err)
+	}
+	return cmd, nil
+}
+
+func twoFreeAddresses() (string, string, error) {
+	var addrs []string
+	for range 2 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", "", err
+		}
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
+	}
+	return addrs[0], addrs[1], nil
+}
+
+// applyFile creates every object of a (multi-document) YAML file.
+func applyFile(ctx context.Context, dyn dynamic.Interface, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	for _, doc := range strings.Split(string(data), "\n---") {
+		var obj unstructured.Unstructured
+		if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
+			return fmt.Errorf("parse %s: %w", path, err)
+		}
+		if len(obj.Object) == 0 {
+			continue
+		}
+		gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+		if obj.GetKind() != "CustomResourceDefinition" {
+			return fmt.Errorf("%s: only CRDs are expected, found %s", path, obj.GetKind())
+		}
+		if _, err := dyn.Resource(gvr).Create(ctx, &obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create %s: %w", obj.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// waitServed waits until the API server serves the demo's custom resources.
+func waitServed(ctx context.Context, dyn dynamic.Interface) error {
+	for _, gvr := range []schema.GroupVersionResource{widgets, apps} {
+		for {
+			if _, err := dyn.Resource(gvr).Namespace("default").List(ctx, metav1.ListOptions{Limit: 1}); err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+var (
+	widgets = schema.GroupVersionResource{Group: "demo.wre.dev", Version: "v1", Resource: "widgets"}
+	apps    = schema.GroupVersionResource{Group: "demo.wre.dev", Version: "v1", Resource: "apps"}
+)
+
+func createSamples(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface) error {
+	for i, desired := range []string{"blue", "green", "red"} {
+		w := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "demo.wre.dev/v1", "kind": "Widget",
+			"metadata": map[string]any{"name": fmt.Sprintf("widget-%d", i+1), "namespace": "demo"},
+			"spec":     map[string]any{"desired": desired},
+		}}
+		if _, err := dyn.Resource(widgets).Namespace("demo").Create(ctx, w, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create widget: %w", err)
+		}
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "shared-settings", Namespace: "demo", Annotations: map[string]string{"wre.dev/replicate-to": "team-a,team-b"}},
+		Data:       map[string]string{"log-level": "info"},
+	}
+	if _, err := kube.CoreV1().ConfigMaps("demo").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create configmap: %w", err)
+	}
+	app := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "demo.wre.dev/v1", "kind": "App",
+		"metadata": map[string]any{"name": "hello", "namespace": "demo"},
+		"spec":     map[string]any{"image": "nginx:1.27", "replicas": int64(2), "port": int64(80)},
+	}}
+	if _, err := dyn.Resource(apps).Namespace("demo").Create(ctx, app, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create app: %w", err)
+	}
+	return nil
+}
+
+// waitReconciled polls until every sample shows its module's work, printing
+// each result once.
+func waitReconciled(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface) error {
+	checks := []struct {
+		what string
+		done func() (string, bool)
+	}{
+		{"status-sync", func() (string, bool) {
+			var out []string
+			for i := 1; i <= 3; i++ {
+				w, err := dyn.Resource(widgets).Namespace("demo").Get(ctx, fmt.Sprintf("widget-%d", i), metav1.GetOptions{})
+				if err != nil {
+					return "", false
+				}
+				desired, _, _ := unstructured.NestedString(w.Object, "spec", "desired")
+				current, _, _ := unstructured.NestedString(w.Object, "status", "current")
+				if current != desired {
+					return "", false
+				}
+				out = append(out, fmt.Sprintf("%s status.current=%s", w.GetName(), current))
+			}
+			return strings.Join(out, ", "), true
+		}},
+		{"configmap-replicator", func() (string, bool) {
+			var out []string
+			for _, ns := range []string{"team-a", "team-b"} {
+				c, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, "shared-settings", metav1.GetOptions{})
+				if err != nil || c.Data["log-level"] != "info" {
+					return "", false
+				}
+				out = append(out, ns+"/shared-settings")
+			}
+			return "demo/shared-settings copied to " + strings.Join(out, " and "), true
+		}},
+		{"app-operator", func() (string, bool) {
+			d, err := kube.AppsV1().Deployments("demo").Get(ctx, "hello", metav1.GetOptions{})
+			if err != nil {
+				return "", false
+			}
+			s, err := kube.CoreV1().Services("demo").Get(ctx, "hello", metav1.GetOptions{})
+			if err != nil {
+				return "", false
+			}
+			return fmt.Sprintf("App demo/hello → Deployment %s (%d replicas, owned by the App) and Service %s (port %d)",
+				d.Name, *d.Spec.Replicas, s.Name, s.Spec.Ports[0].Port), true
+		}},
+	}
+	done := make([]bool, len(checks))
+	for {
+		remaining := 0
+		for i, c := range checks {
+			if done[i] {
+				continue
+			}
+			if msg, ok := c.done(); ok {
+				done[i] = true
+				fmt.Printf("    reconciled by %-21s %s\n", c.what+":", msg)
+				continue
+			}
+			remaining++
+		}
+		if remaining == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			var missing []string
+			for i, c := range checks {
+				if !done[i] {
+					missing = append(missing, c.what)
+				}
+			}
+			return fmt.Errorf("not reconciled in time by: %s (%w)", strings.Join(missing, ", "), ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func lastLines(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
