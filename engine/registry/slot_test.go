@@ -1,0 +1,72 @@
+package registry
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+
+	"github.com/wre-dev/wre/engine/reconcile"
+	"github.com/wre-dev/wre/host"
+	"github.com/wre-dev/wre/host/wasmtest"
+)
+
+// newVersion runs the script guest with config.
+func newVersion(t *testing.T, rt *host.Runtime, digest, config string) *version {
+	t.Helper()
+	compiled, err := rt.Compile(t.Context(), "demo", wasmtest.Build(t, "../../host/testdata/guests/script"))
+	require.NoError(t, err)
+	mod, err := rt.NewModule(t.Context(), compiled, host.ModuleOptions{
+		Name: "demo", Client: dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()), Config: []byte(config),
+		Primary: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, PrimaryKind: "ConfigMap",
+	})
+	require.NoError(t, err)
+	return &version{digest: digest, compiled: compiled, module: mod}
+}
+
+// TestSwapLetsInFlightReconcilesFinish: a reconcile running on the old
+// version when the new one is swapped in finishes there (the old version is
+// closed only afterwards), and the next reconcile runs on the new version.
+func TestSwapLetsInFlightReconcilesFinish(t *testing.T) {
+	rt, err := host.NewRuntime(t.Context(), host.RuntimeOptions{CacheDir: wasmtest.DefaultCacheDir()})
+	require.NoError(t, err)
+	defer rt.Close(context.Background())
+	v1 := newVersion(t, rt, "v1", `{"steps":[{"spin":300000000}]}`)
+	v2 := newVersion(t, rt, "v2", `{"steps":[]}`)
+	require.NoError(t, v2.module.Warm(t.Context())) // so that v2 answers while v1 still spins
+	s := newSlot(v1)
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "a"}}
+
+	inFlight := make(chan error, 1)
+	go func() {
+		_, err := s.Reconcile(context.Background(), req)
+		inFlight <- err
+	}()
+	require.Eventually(t, func() bool { return v1.module.Instances() == 1 }, time.Minute, time.Millisecond, "v1 is reconciling")
+
+	prev := s.swap(v2)
+	assert.Same(t, v1, prev)
+	closed := make(chan struct{})
+	go func() { prev.close(context.Background()); close(closed) }()
+
+	_, err = s.Reconcile(t.Context(), req)
+	require.NoError(t, err, "the new version serves at once")
+	assert.Equal(t, 1, v2.module.Instances())
+	select {
+	case <-closed:
+		t.Fatal("the old version closed before its in-flight reconcile ended")
+	default:
+	}
+	require.NoError(t, <-inFlight, "the in-flight reconcile finished on the old version")
+	<-closed
+	assert.Equal(t, 0, v1.module.Instances(), "the old version's instances are gone")
+	assert.Equal(t, int64(2), s.reconciles.Load())
+	assert.Zero(t, s.errors.Load())
+	assert.Same(t, v2, s.version())
+}
