@@ -45,7 +45,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *exit, *timeout); err != nil {
+	if err := run(ctx, options{exitWhenDone: *exit, reconcileTimeout: *timeout}); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -53,7 +53,19 @@ func main() {
 
 func step(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
 
-func run(ctx context.Context, exitWhenDone bool, reconcileTimeout time.Duration) error {
+// options configure run.
+type options struct {
+	// exitWhenDone returns once the samples are reconciled instead of waiting
+	// for the context to end.
+	exitWhenDone bool
+	// reconcileTimeout bounds the wait for the samples to be reconciled.
+	reconcileTimeout time.Duration
+	// then, when set, runs after the samples are reconciled and before
+	// everything is torn down (tests use it to check more behaviour).
+	then func(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface) error
+}
+
+func run(ctx context.Context, opts options) error {
 	root, err := controlplane.RepoRoot()
 	if err != nil {
 		return err
@@ -142,7 +154,7 @@ func run(ctx context.Context, exitWhenDone bool, reconcileTimeout time.Duration)
 		return err
 	}
 	step("waiting for the modules to reconcile them (the first load compiles ~20 MB of wasm per module)")
-	waitCtx, cancel := context.WithTimeout(ctx, reconcileTimeout)
+	waitCtx, cancel := context.WithTimeout(ctx, opts.reconcileTimeout)
 	defer cancel()
 	if err := waitReconciled(waitCtx, kube, dyn); err != nil {
 		fmt.Fprintf(os.Stderr, "last engine log lines:\n%s\n", lastLines(engineLog, 30))
@@ -159,7 +171,13 @@ Everything above was reconciled by wasm modules loaded from ConfigMaps.
   kubeconfig:  %[3]s     (export KUBECONFIG=%[3]s)
   engine log:  %[4]s
 `, metricsAddr, probeAddr, cp.KubeconfigPath(), engineLog)
-	if exitWhenDone {
+	if opts.then != nil {
+		if err := opts.then(ctx, kube, dyn); err != nil {
+			fmt.Fprintf(os.Stderr, "last engine log lines:\n%s\n", lastLines(engineLog, 30))
+			return err
+		}
+	}
+	if opts.exitWhenDone {
 		return nil
 	}
 	fmt.Println("Try: edit a Widget's spec.desired or the replicated ConfigMap, then watch. Ctrl-C stops and cleans up.")
