@@ -7,24 +7,33 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/host"
 	"github.com/wre-dev/wre/host/wasmtest"
 )
 
-// newVersion runs the script guest with config.
-func newVersion(t *testing.T, rt *host.Runtime, digest, config string) *version {
+// newVersion runs the script guest with config; its gets of ConfigMaps
+// wait for release to close, then find nothing.
+func newVersion(t *testing.T, rt *host.Runtime, digest, config string, release <-chan struct{}) *version {
 	t.Helper()
+	client := dynamicfake.NewSimpleDynamicClient(runtime.NewScheme())
+	client.PrependReactor("get", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		<-release
+		return true, nil, apierrors.NewNotFound(schema.GroupResource{Resource: "configmaps"}, "a")
+	})
 	compiled, err := rt.Compile(t.Context(), "demo", wasmtest.Build(t, "../../host/testdata/guests/script"))
 	require.NoError(t, err)
 	mod, err := rt.NewModule(t.Context(), compiled, host.ModuleOptions{
-		Name: "demo", Client: dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()), Config: []byte(config),
-		Primary: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, PrimaryKind: "ConfigMap",
+		Name: "demo", Client: client, Config: []byte(config),
+		Permissions: host.Permissions{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get"}}},
+		Primary:     schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, PrimaryKind: "ConfigMap",
 	})
 	require.NoError(t, err)
 	return &version{digest: digest, compiled: compiled, module: mod}
@@ -37,9 +46,9 @@ func TestSwapLetsInFlightReconcilesFinish(t *testing.T) {
 	rt, err := host.NewRuntime(t.Context(), host.RuntimeOptions{CacheDir: wasmtest.DefaultCacheDir()})
 	require.NoError(t, err)
 	defer rt.Close(context.Background())
-	v1 := newVersion(t, rt, "v1", `{"steps":[{"spin":300000000}]}`)
-	v2 := newVersion(t, rt, "v2", `{"steps":[]}`)
-	require.NoError(t, v2.module.Warm(t.Context())) // so that v2 answers while v1 still spins
+	release := make(chan struct{})
+	v1 := newVersion(t, rt, "v1", `{"steps":[{"op":1,"req":{"Version":"v1","Resource":"configmaps","Kind":"ConfigMap","Namespace":"$ns","Name":"$name"},"want":404}]}`, release)
+	v2 := newVersion(t, rt, "v2", `{"steps":[]}`, nil)
 	s := newSlot(v1)
 	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "a"}}
 
@@ -61,8 +70,9 @@ func TestSwapLetsInFlightReconcilesFinish(t *testing.T) {
 	select {
 	case <-closed:
 		t.Fatal("the old version closed before its in-flight reconcile ended")
-	default:
+	case <-time.After(100 * time.Millisecond):
 	}
+	close(release)
 	require.NoError(t, <-inFlight, "the in-flight reconcile finished on the old version")
 	<-closed
 	assert.Equal(t, 0, v1.module.Instances(), "the old version's instances are gone")
