@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -212,13 +213,13 @@ func TestModulesEndToEnd(t *testing.T) {
 				}
 			}
 			return false
-		}, 3*time.Minute, 100*time.Millisecond, "no %s event with %q; logs:\n%s", reason, contains, stderr.String())
+		}, 8*time.Minute, 100*time.Millisecond, "no %s event with %q; logs:\n%s", reason, contains, stderr.String())
 	}
-	create := func(name, desired string) {
+	create := func(name, desired string) error {
 		w := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "demo.wre.dev/v1", "kind": "Widget",
 			"metadata": map[string]any{"name": name}, "spec": map[string]any{"desired": desired}}}
 		_, err := dyn.Resource(statussync.GVR).Namespace(ns).Create(ctx, w, metav1.CreateOptions{})
-		assert.NoError(t, err)
+		return err
 	}
 	converged := func(name, desired string) {
 		t.Helper()
@@ -230,7 +231,7 @@ func TestModulesEndToEnd(t *testing.T) {
 	}
 	widget := func(name, desired string) {
 		t.Helper()
-		create(name, desired)
+		require.NoError(t, create(name, desired))
 		converged(name, desired)
 	}
 
@@ -247,17 +248,22 @@ func TestModulesEndToEnd(t *testing.T) {
 	require.NoError(t, os.WriteFile(v2, v2raw, 0o600))
 	// Widgets stream in while the new version loads and swaps in: none is
 	// lost in the swap.
-	stop, streamed := make(chan struct{}), make(chan int)
+	stop, streamed := make(chan struct{}), make(chan int, 1)
+	var stopOnce sync.Once
+	stopStream := func() { stopOnce.Do(func() { close(stop) }) }
+	defer stopStream()
 	go func() {
 		n := 0
 		defer func() { streamed <- n }()
-		for ; ; n++ {
+		for ; n < 200; n++ {
 			select {
 			case <-stop:
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			create("load-"+strconv.Itoa(n), "v"+strconv.Itoa(n))
+			if create("load-"+strconv.Itoa(n), "v"+strconv.Itoa(n)) != nil {
+				return // the test is ending
+			}
 		}
 	}()
 	start = apply(v2)
@@ -265,7 +271,7 @@ func TestModulesEndToEnd(t *testing.T) {
 	t.Logf("hot swap to a new digest (cold compilation cache): %s", time.Since(start).Round(time.Millisecond))
 	waitEvent("Loaded", "replacing "+modules.Digest(raw))
 	time.Sleep(time.Second) // some widgets after the swap too
-	close(stop)
+	stopStream()
 	n := <-streamed
 	t.Logf("%d widgets created during the swap", n)
 	for i := range n {
