@@ -57,6 +57,9 @@ func buildStatusSync(t *testing.T) string {
 }
 
 func TestModuleCommandsUsage(t *testing.T) {
+	broken := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(broken, "go.mod"), []byte("module broken\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(broken, "main.go"), []byte("package main\n\nfunc main() { undefined() }\n"), 0o600))
 	for _, c := range []struct {
 		args   []string
 		code   int
@@ -74,6 +77,9 @@ func TestModuleCommandsUsage(t *testing.T) {
 		{[]string{"inspect", "--policy", "missing.yaml", "x"}, exitError, "no such file"},
 		{[]string{"status", "extra"}, exitUsage, `want no arguments, got ["extra"]`},
 		{[]string{"status", "--url", "http://127.0.0.1:1"}, exitError, "connection refused"},
+		{[]string{"run", "--kubeconfig", cp.KubeconfigPath(), "--module-namespace", "x", "--policy", "missing.yaml",
+			"--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, exitError, "load policy: open missing.yaml"},
+		{[]string{"build", broken}, exitError, "build module " + broken},
 	} {
 		code, _, stderr := wre(t, c.args...)
 		assert.Equal(t, c.code, code, "%v: %s", c.args, stderr)
