@@ -1,11 +1,13 @@
 package dashboards
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -23,28 +25,31 @@ var TargetLabels = []string{"job", "instance", "namespace", "pod", "service", "c
 // SyntheticMetrics are made by Prometheus itself rather than scraped.
 var SyntheticMetrics = []string{"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds", "scrape_samples_scraped"}
 
+// ReadSource returns the bytes of a Prometheus text exposition from an
+// http(s) URL or a file.
+func ReadSource(source string) ([]byte, error) {
+	if !strings.HasPrefix(source, "http://") && !strings.HasPrefix(source, "https://") {
+		return os.ReadFile(source)
+	}
+	resp, err := http.Get(source)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", source, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape %s: %s", source, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
 // LoadExported reads a Prometheus text exposition from an http(s) URL or a
 // file.
 func LoadExported(source string) (Exported, error) {
-	var r io.Reader
-	if len(source) > 7 && (source[:7] == "http://" || source[:8] == "https://") {
-		resp, err := http.Get(source)
-		if err != nil {
-			return nil, fmt.Errorf("scrape %s: %w", source, err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("scrape %s: %s", source, resp.Status)
-		}
-		r = resp.Body
-	} else {
-		f, err := os.Open(source)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r = f
+	data, err := ReadSource(source)
+	if err != nil {
+		return nil, err
 	}
+	r := bytes.NewReader(data)
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := p.TextToMetricFamilies(r)
 	if err != nil {

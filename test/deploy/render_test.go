@@ -259,7 +259,7 @@ var flagName = regexp.MustCompile(`^(--?[a-z0-9-]+)`)
 func TestDeploymentFlagsExist(t *testing.T) {
 	path := os.Getenv("WRE_BINARY")
 	if path == "" {
-		t.Skip("WRE_BINARY is not set")
+		t.Fatal("WRE_BINARY is not set: run `make test`, or `make image-binary` and set WRE_BINARY=$PWD/bin/wre")
 	}
 	out, _ := exec.CommandContext(t.Context(), path, "run", "--help").CombinedOutput()
 	help := string(out)

@@ -15,7 +15,7 @@ import (
 func TestBinaryIsStatic(t *testing.T) {
 	path := os.Getenv("WRE_BINARY")
 	if path == "" {
-		t.Skip("WRE_BINARY is not set; run `make image-binary` and set WRE_BINARY=bin/wre")
+		t.Fatal("WRE_BINARY is not set: run `make test`, or `make image-binary` and set WRE_BINARY=$PWD/bin/wre")
 	}
 	require.NoError(t, CheckStatic(path))
 }

@@ -102,7 +102,7 @@ func get200(ctx context.Context, url string) ([]byte, error) {
 func TestEngineRunsAsItsServiceAccount(t *testing.T) {
 	bin := os.Getenv("WRE_BINARY")
 	if bin == "" {
-		t.Skip("WRE_BINARY is not set; run `make image-binary` and set WRE_BINARY=$PWD/bin/wre")
+		t.Fatal("WRE_BINARY is not set: run `make test`, or `make image-binary` and set WRE_BINARY=$PWD/bin/wre")
 	}
 	applyRBAC(t, "deploy/overlays/examples")
 	installCRDs(t, "deploy/overlays/examples")

@@ -83,7 +83,7 @@ func promQuery(t *testing.T, base, expr string) (promResponse, int, error) {
 func checkDashboardsWithPrometheus(t *testing.T, metricsAddr string, scrape []byte) {
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
-		t.Skip("prometheus not found (apt-get install -y prometheus)")
+		t.Fatal("prometheus not found: `make tools` installs it (apt-get install -y prometheus)")
 	}
 	dir := t.TempDir()
 	scrapeFile := filepath.Join(dir, "scrape.txt")
