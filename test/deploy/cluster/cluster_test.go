@@ -154,7 +154,10 @@ func TestServerSideDryRun(t *testing.T) {
 	t.Logf("%d objects in %d kustomizations pass server-side dry-run", total, len(deploy.Kustomizations))
 }
 
-// applyRBAC stores the ServiceAccount and RBAC objects of dir.
+// applyRBAC stores the ServiceAccount and RBAC objects of dir. The
+// cluster-scoped ones (ClusterRoles, ClusterRoleBindings) are deleted when the
+// test ends: they outlive namespaces, and a role aggregated by one test (the
+// examples overlay's) would otherwise widen what the next test's base grants.
 func applyRBAC(t *testing.T, dir string) {
 	t.Helper()
 	a := newApplier(t, cp.Config())
@@ -162,7 +165,18 @@ func applyRBAC(t *testing.T, dir string) {
 	require.NoError(t, err)
 	for _, o := range objs {
 		switch o.GetKind() {
-		case "Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding":
+		case "ClusterRole", "ClusterRoleBinding":
+			t.Cleanup(func() {
+				r, err := a.resource(o)
+				if err == nil {
+					err = r.Delete(context.Background(), o.GetName(), metav1.DeleteOptions{})
+				}
+				if err != nil && !apierrors.IsNotFound(err) {
+					t.Errorf("delete %s %s: %v", o.GetKind(), o.GetName(), err)
+				}
+			})
+			fallthrough
+		case "Namespace", "ServiceAccount", "Role", "RoleBinding":
 			require.NoError(t, a.apply(t.Context(), o, false))
 		}
 	}
