@@ -113,7 +113,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 }
 
 func (c *ControlPlane) prepare() error {
-	ports, err := freePorts(4)
+	ports, err := FreePorts(4)
 	if err != nil {
 		return err
 	}
@@ -275,7 +275,7 @@ func (c *ControlPlane) waitHealthy(ctx context.Context, p *process, url string, 
 		case <-p.done:
 			return p.exited()
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready at %s after %s (last: %s)\n%s", p.name, url, c.opts.ReadyTimeout, last, tail(p.logPath, 30))
+			return fmt.Errorf("%s not ready at %s after %s (last: %s)\n%s", p.name, url, c.opts.ReadyTimeout, last, Tail(p.logPath, 30))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -99,10 +99,10 @@ func writePKI(dir string) (*pki, error) {
 	return p, nil
 }
 
-// freePorts reserves n distinct free TCP ports on 127.0.0.1. The listeners are
+// FreePorts reserves n distinct free TCP ports on 127.0.0.1. The listeners are
 // closed before returning, so a port may in rare cases be taken by someone else
 // before the component binds it; Start retries on such a failure.
-func freePorts(n int) ([]int, error) {
+func FreePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	var listeners []net.Listener
 	defer func() {

@@ -97,7 +97,7 @@ func (p *process) stop(grace time.Duration) error {
 
 // exited describes how the process ended, with the tail of its log.
 func (p *process) exited() error {
-	return fmt.Errorf("%s exited: %v\n%s", p.name, p.waitErr, tail(p.logPath, 30))
+	return fmt.Errorf("%s exited: %v\n%s", p.name, p.waitErr, Tail(p.logPath, 30))
 }
 
 // killGroup stops a detached process group by id: SIGTERM, grace, SIGKILL.
@@ -122,8 +122,9 @@ func groupAlive(pgid int) bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
-// tail returns the last n lines of a file, for error messages.
-func tail(path string, n int) string {
+// Tail returns the last n lines of a file (a component or engine log), for
+// error messages.
+func Tail(path string, n int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return ""

@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -124,10 +123,11 @@ func run(ctx context.Context, opts options) error {
 		}
 	}
 
-	metricsAddr, probeAddr, err := twoFreeAddresses()
+	ports, err := controlplane.FreePorts(2)
 	if err != nil {
 		return err
 	}
+	metricsAddr, probeAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	engineLog := filepath.Join(work, "wre.log")
 	step("starting `wre run` (log: %s)", engineLog)
 	engine, err := startEngine(root, wre, engineLog, "run", "--kubeconfig", cp.KubeconfigPath(),
@@ -157,7 +157,7 @@ func run(ctx context.Context, opts options) error {
 	waitCtx, cancel := context.WithTimeout(ctx, opts.reconcileTimeout)
 	defer cancel()
 	if err := waitReconciled(waitCtx, kube, dyn); err != nil {
-		fmt.Fprintf(os.Stderr, "last engine log lines:\n%s\n", lastLines(engineLog, 30))
+		fmt.Fprintf(os.Stderr, "last engine log lines:\n%s\n", controlplane.Tail(engineLog, 30))
 		return err
 	}
 
@@ -173,7 +173,7 @@ Everything above was reconciled by wasm modules loaded from ConfigMaps.
 `, metricsAddr, probeAddr, cp.KubeconfigPath(), engineLog)
 	if opts.then != nil {
 		if err := opts.then(ctx, kube, dyn); err != nil {
-			fmt.Fprintf(os.Stderr, "last engine log lines:\n%s\n", lastLines(engineLog, 30))
+			fmt.Fprintf(os.Stderr, "last engine log lines:\n%s\n", controlplane.Tail(engineLog, 30))
 			return err
 		}
 	}
@@ -208,19 +208,6 @@ func startEngine(dir, wre, logPath string, args ...string) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("start wre run: %w", err)
 	}
 	return cmd, nil
-}
-
-func twoFreeAddresses() (string, string, error) {
-	var addrs []string
-	for range 2 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", "", err
-		}
-		defer l.Close()
-		addrs = append(addrs, l.Addr().String())
-	}
-	return addrs[0], addrs[1], nil
 }
 
 // applyFile creates every object of a (multi-document) YAML file.
@@ -375,16 +362,4 @@ func waitReconciled(ctx context.Context, kube kubernetes.Interface, dyn dynamic.
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-}
-
-func lastLines(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
