@@ -124,10 +124,13 @@ func (e *Elector) Identity() string { return e.opts.Identity }
 func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error {
 	log := e.opts.Logger.WithValues("lease", e.opts.Namespace+"/"+e.opts.LeaseName, "identity", e.opts.Identity)
 	ctx = logr.NewContext(ctx, log) // client-go logs through klog.FromContext
+	w := e.watchRelease(ctx)
+	defer w.stop()
 	for {
 		a := &attempt{}
 		var actx context.Context
 		actx, a.cancel = context.WithCancel(ctx)
+		w.current(a)
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:            e.lock,
 			Name:            e.opts.LeaseName,
@@ -149,9 +152,7 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error
 			a.cancel()
 			return fmt.Errorf("leader election %q: %w", e.opts.LeaseName, err)
 		}
-		stopWatch := e.watchRelease(actx, a)
 		le.Run(actx)
-		stopWatch()
 		a.cancel()
 		switch {
 		case a.leading():
@@ -203,29 +204,60 @@ func (a *attempt) restart() {
 	}
 }
 
-// watchRelease watches the Lease and restarts the attempt when the lease is
-// released (no holder), so this standby campaigns at once. It returns a
-// function that stops the watch and waits for it.
-func (e *Elector) watchRelease(ctx context.Context, a *attempt) (stop func()) {
+// releaseWatch watches the Lease for the whole of Run and restarts the
+// current standby attempt when the lease is released (no holder), so this
+// standby campaigns at once instead of on its next retry tick.
+type releaseWatch struct {
+	mu      sync.Mutex
+	attempt *attempt
+	stop    func()
+}
+
+// current makes a the attempt a release restarts.
+func (w *releaseWatch) current(a *attempt) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.attempt = a
+}
+
+func (w *releaseWatch) released() {
+	w.mu.Lock()
+	a := w.attempt
+	w.mu.Unlock()
+	if a != nil {
+		a.restart()
+	}
+}
+
+// watchRelease starts the Lease watch and waits until its first list is in,
+// at most one retry period, so a release after that is seen as an update. A
+// release before it shows in the list, and the first attempt acquires the free
+// lease at once. If the watch cannot sync (say RBAC forbids it) the election
+// still runs, on retry ticks alone.
+func (e *Elector) watchRelease(ctx context.Context) *releaseWatch {
+	w := &releaseWatch{}
 	lw := cache.NewListWatchFromClient(e.watch.CoordinationV1().RESTClient(), "leases", e.opts.Namespace,
 		fields.OneTermEqualSelector("metadata.name", e.opts.LeaseName))
-	released := func(obj any) {
-		if l, ok := obj.(*coordinationv1.Lease); ok && (l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "") {
-			a.restart()
-		}
-	}
 	_, informer := cache.NewInformerWithOptions(cache.InformerOptions{
 		ListerWatcher: lw,
 		ObjectType:    &coordinationv1.Lease{},
 		Handler: cache.ResourceEventHandlerFuncs{
-			UpdateFunc: func(_, obj any) { released(obj) },
+			UpdateFunc: func(_, obj any) {
+				if l, ok := obj.(*coordinationv1.Lease); ok && (l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "") {
+					w.released()
+				}
+			},
 		},
 	})
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { informer.RunWithContext(wctx) })
-	return func() {
+	w.stop = func() {
 		cancel()
 		wg.Wait()
 	}
+	syncCtx, syncDone := context.WithTimeout(ctx, e.opts.RetryPeriod)
+	defer syncDone()
+	cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced)
+	return w
 }
