@@ -82,3 +82,7 @@ lint: ## staticcheck (pinned) on the root module
 cover: controlplane ## statement coverage of engine/ and host/
 	$(GO) test -race -coverprofile=cover.out ./engine/... ./host/...
 	$(GO) tool cover -func=cover.out | tail -n 1
+
+.PHONY: bench
+bench: controlplane image-binary ## run the benchmark suite and regenerate docs/benchmarks.md (BENCH=name,... for some)
+	$(GO) run ./test/bench $(if $(BENCH),-only $(BENCH))
