@@ -50,7 +50,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// initModule creates the load series of a module up front.
+// initModule creates the load series of a module up front, when its
+// ConfigMaps are first seen: the error series of a module that loaded exists
+// at 0 before its first failure, so increase() and rate() in alerts see that
+// failure (a series born at 1 has no earlier sample to increase from).
 func (m *Metrics) initModule(name string) {
 	m.Loads.WithLabelValues(name, ResultSuccess)
 	m.Loads.WithLabelValues(name, ResultError)
