@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/wre-dev/wre/engine/controller"
 	"github.com/wre-dev/wre/engine/handler"
 	"github.com/wre-dev/wre/engine/informers"
+	"github.com/wre-dev/wre/engine/queue"
 	"github.com/wre-dev/wre/engine/reconcile"
 )
 
@@ -142,6 +146,41 @@ func (m *Manager) RemoveController(ctx context.Context, name string) error {
 	m.metrics.RemoveController(name)
 	m.log.Info("Removed controller", "controller", name)
 	return err
+}
+
+// RequeueAll adds a request for every cached object of the named
+// controller's primary resource at queue.PriorityLow, bypassing its
+// predicates, and returns how many it added. The registry calls it after it
+// swaps a new module version into a running controller, so every object ends
+// in the state the new version computes, without delaying live events. A
+// controller that is not wired yet (the manager has not started) has nothing
+// cached and gets nothing: its initial list will enqueue every object anyway.
+func (m *Manager) RequeueAll(name string) (int, error) {
+	m.mu.Lock()
+	c, ok := m.controllers[name]
+	var primary *informers.Informer
+	if ok && len(c.watched) > 0 {
+		primary = c.watched[0].informer // wire watches For first
+	}
+	m.mu.Unlock()
+	if !ok {
+		return 0, fmt.Errorf("requeue controller %q: no such controller", name)
+	}
+	if primary == nil {
+		return 0, nil
+	}
+	objs, _, err := primary.List(metav1.NamespaceAll, metav1.ListOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("requeue controller %q: %w", name, err)
+	}
+	for _, obj := range objs {
+		o, err := meta.Accessor(obj)
+		if err != nil {
+			return 0, fmt.Errorf("requeue controller %q: %w", name, err)
+		}
+		c.ctrl.AddWithPriority(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}}, queue.PriorityLow)
+	}
+	return len(objs), nil
 }
 
 // stopController stops c's workers gracefully and releases its informers.

@@ -349,6 +349,28 @@ func TestControllerLifecycle(t *testing.T) {
 			Name: "configmaps", For: configMaps, Reconciler: reconcile.Func(nil),
 		}), "exists")
 
+		// RequeueAll reconciles every cached object again, though nothing
+		// changed (a new module version was swapped in).
+		_, err = kubernetes.NewForConfigOrDie(cp.Config()).CoreV1().ConfigMaps(ns).Create(t.Context(),
+			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c2"}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, "c2", (<-reconciled).Name)
+		n, err := m.RequeueAll("configmaps")
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, n, 2, "every ConfigMap of the cluster-wide cache")
+		again := map[string]bool{}
+		for len(again) < 2 {
+			select {
+			case req := <-reconciled:
+				again[req.Name] = true
+			case <-t.Context().Done():
+				t.Fatal("not requeued")
+			}
+		}
+		assert.Equal(t, map[string]bool{"c1": true, "c2": true}, again)
+		_, err = m.RequeueAll("nope")
+		assert.ErrorContains(t, err, `requeue controller "nope": no such controller`)
+
 		require.NoError(t, m.RemoveController(t.Context(), "configmaps"))
 		_, ok = m.Informers().Lookup(configMaps)
 		assert.False(t, ok, "removing the last controller of a resource releases its informer")
@@ -364,4 +386,15 @@ func getWidget(t *testing.T, ns, name string) *unstructured.Unstructured {
 	u, err := dyn(t).Resource(statussync.GVR).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
 	require.NoError(t, err)
 	return u
+}
+
+// TestRequeueAllBeforeStart: a controller whose manager has not started has
+// nothing cached, so RequeueAll adds nothing; its initial list will.
+func TestRequeueAllBeforeStart(t *testing.T) {
+	m := newManager(t, nil)
+	require.NoError(t, m.AddController(t.Context(), manager.ControllerSpec{Name: "idle", For: configMaps, Reconciler: reconcile.Func(nil)}))
+	n, err := m.RequeueAll("idle")
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	require.NoError(t, m.RemoveController(t.Context(), "idle"), "stops its queue")
 }

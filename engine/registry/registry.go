@@ -62,6 +62,9 @@ const DefaultIncompleteTimeout = 30 * time.Second
 type Controllers interface {
 	AddController(ctx context.Context, spec manager.ControllerSpec) error
 	RemoveController(ctx context.Context, name string) error
+	// RequeueAll enqueues every cached primary object of the named
+	// controller at low priority.
+	RequeueAll(name string) (int, error)
 }
 
 // Informers is the shared informer registry; *informers.Registry is one.
@@ -448,6 +451,14 @@ func (r *Registry) install(ctx context.Context, e *entry, m *modules.Manifest, v
 		e.manifest = m
 		e.loadedAt = r.opts.Clock.Now()
 		r.mu.Unlock()
+		// Every object gets the new version's verdict, at low priority so
+		// live events go first. A replaced controller needs no such step: its
+		// new handlers receive every cached object.
+		if n, err := r.opts.Controllers.RequeueAll(e.name); err != nil {
+			r.log.Info("Requeueing the objects of a swapped module", "module", e.name, "error", err.Error())
+		} else {
+			r.log.V(1).Info("Requeued the objects of a swapped module", "module", e.name, "objects", n)
+		}
 		return nil
 	}
 	s := newSlot(v)

@@ -101,6 +101,26 @@ type controllers struct {
 	adds    int
 	removes int
 	failAdd int // fail that many AddController calls
+	requeue map[string]int
+}
+
+func (c *controllers) RequeueAll(name string) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.specs[name]; !ok {
+		return 0, fmt.Errorf("requeue controller %q: no such controller", name)
+	}
+	if c.requeue == nil {
+		c.requeue = map[string]int{}
+	}
+	c.requeue[name]++
+	return 0, nil
+}
+
+func (c *controllers) requeues(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.requeue[name]
 }
 
 func (c *controllers) AddController(_ context.Context, spec manager.ControllerSpec) error {
@@ -276,6 +296,7 @@ func TestLoadSwapUnload(t *testing.T) {
 	assert.Contains(t, f.event(), "Normal Loaded module demo "+modules.Digest(v2)+" (abi v1, ")
 	adds, removes := f.ctrls.counts()
 	assert.Equal(t, [2]int{1, 0}, [2]int{adds, removes}, "swapped in place")
+	assert.Equal(t, 1, f.ctrls.requeues("demo"), "every object is requeued for the new version")
 	swapped, _ := f.ctrls.spec("demo")
 	assert.Same(t, spec.Reconciler, swapped.Reconciler)
 	reconcileOnce(t, swapped)

@@ -1,0 +1,221 @@
+package registry_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/wre-dev/wre/engine/manager"
+	"github.com/wre-dev/wre/engine/modules"
+	"github.com/wre-dev/wre/engine/native/statussync"
+	"github.com/wre-dev/wre/engine/registry"
+	"github.com/wre-dev/wre/guest-sdk/abi"
+	"github.com/wre-dev/wre/host"
+	"github.com/wre-dev/wre/host/wasmtest"
+	"github.com/wre-dev/wre/test/controlplane"
+	"github.com/wre-dev/wre/test/enginetest"
+)
+
+// versionManifest is a script-guest module over Widgets whose reconcile logs
+// "begin <v>", spins a little (so reconciles overlap if anything lets them),
+// sets status.current to <v> and logs "end <v>": the state an object ends in
+// names the version that reconciled it last.
+func versionManifest(t *testing.T, version string) *modules.Manifest {
+	t.Helper()
+	req := func() *abi.Request {
+		return &abi.Request{Group: statussync.GVR.Group, Version: statussync.GVR.Version, Resource: statussync.GVR.Resource,
+			Kind: "Widget", Namespace: "$ns", Name: "$name"}
+	}
+	patch := req()
+	patch.PatchType = abi.PatchMerge
+	patch.Body = []byte(`{"status":{"current":"` + version + `"}}`)
+	// The script guest's config (host/internal/guestscript.Script).
+	config, err := json.Marshal(map[string]any{"steps": []map[string]any{
+		{"log": "begin " + version},
+		{"spin": 200_000},
+		{"op": abi.OpStatusPatch, "req": patch},
+		{"log": "end " + version},
+	}})
+	require.NoError(t, err)
+	m, err := modules.ParseManifest([]byte(`apiVersion: wre.dev/v1alpha1
+kind: Module
+name: versions
+abi: v1
+for: {group: demo.wre.dev, version: v1, resource: widgets, kind: Widget}
+permissions:
+  - apiGroups: [demo.wre.dev]
+    resources: [widgets, widgets/status]
+    verbs: [get, list, watch, patch]
+concurrency: 4
+reconcileTimeout: 30s
+config: ` + string(config) + "\n"))
+	require.NoError(t, err)
+	return m
+}
+
+// reconcileLog records the begin and end lines the guest logs, in the order
+// the host passes them on (a guest's log call returns only after it is
+// recorded, so this is the order in which they happened).
+type reconcileLog struct {
+	mu    sync.Mutex
+	lines []logLine
+}
+
+type logLine struct {
+	object, what, version string
+}
+
+func (l *reconcileLog) sink(obj string) {
+	var m struct {
+		Msg    string `json:"msg"`
+		Object string `json:"object"`
+	}
+	if json.Unmarshal([]byte(obj), &m) != nil {
+		return
+	}
+	what, version, ok := strings.Cut(m.Msg, " ")
+	if !ok || (what != "begin" && what != "end") {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, logLine{m.Object, what, version})
+}
+
+// overlaps returns, for every object, the reconciles that began while another
+// of the same object was running.
+func (l *reconcileLog) overlaps() (overlaps []string, reconciles map[string]int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	running := map[string]string{}
+	reconciles = map[string]int{}
+	for _, line := range l.lines {
+		switch line.what {
+		case "begin":
+			if v, ok := running[line.object]; ok {
+				overlaps = append(overlaps, fmt.Sprintf("%s: %s began while %s ran", line.object, line.version, v))
+			}
+			running[line.object] = line.version
+			reconciles[line.version]++
+		case "end":
+			delete(running, line.object)
+		}
+	}
+	return overlaps, reconciles
+}
+
+// TestHotReloadUnderLoad swaps two new module versions in while Widgets
+// stream in: no object is ever reconciled by two versions at once, and every
+// object ends in the state the last version computes, including objects that
+// did not change after it loaded.
+func TestHotReloadUnderLoad(t *testing.T) {
+	ctx := t.Context()
+	require.NoError(t, enginetest.InstallWidgetCRD(ctx, cp.Config()))
+	ns := controlplane.Namespace(t, cp)
+	log := &reconcileLog{}
+	mgr, err := manager.New(manager.Options{Config: cp.Config(), MetricsBindAddress: manager.DisabledAddress, HealthProbeBindAddress: manager.DisabledAddress})
+	require.NoError(t, err)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- mgr.Start(runCtx) }()
+	defer func() { cancel(); require.NoError(t, <-mgrDone) }()
+	<-mgr.Started()
+
+	rt, err := host.NewRuntime(ctx, host.RuntimeOptions{CacheDir: wasmtest.DefaultCacheDir(), Logger: funcr.NewJSON(log.sink, funcr.Options{})})
+	require.NoError(t, err)
+	defer rt.Close(context.Background())
+	kube := kubernetes.NewForConfigOrDie(cp.Config())
+	reg, err := registry.New(registry.Options{
+		Namespace: ns, Client: kube, DynamicClient: dynamic.NewForConfigOrDie(cp.Config()), Config: cp.Config(),
+		Controllers: mgr, Informers: mgr.Informers(), Runtime: rt, SettleDelay: 10 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	regDone := make(chan error, 1)
+	go func() { regDone <- reg.Start(runCtx) }()
+	defer func() { cancel(); require.NoError(t, <-regDone) }()
+
+	// apply ships version v (a distinct digest each) and waits until it serves.
+	apply := func(v string) time.Duration {
+		t.Helper()
+		wasm := guest(t, v)
+		cms, err := modules.Package(versionManifest(t, v), wasm, modules.PackageOptions{Namespace: ns})
+		require.NoError(t, err)
+		start := time.Now()
+		for _, cm := range cms {
+			_, err := kube.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})
+			if err != nil {
+				cur, getErr := kube.CoreV1().ConfigMaps(ns).Get(ctx, cm.Name, metav1.GetOptions{})
+				require.NoError(t, getErr)
+				cm.ResourceVersion = cur.ResourceVersion
+				_, err = kube.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{})
+			}
+			require.NoError(t, err)
+		}
+		require.Eventually(t, func() bool {
+			st, ok := status(reg, "versions")
+			return ok && st.State == registry.StateLoaded && st.Digest == modules.Digest(wasm)
+		}, 2*time.Minute, 5*time.Millisecond)
+		return time.Since(start)
+	}
+
+	widgets := dynamic.NewForConfigOrDie(cp.Config()).Resource(statussync.GVR).Namespace(ns)
+	t.Logf("v1 loaded in %s", apply("v1"))
+	// Widgets stream in from now until after v3 serves.
+	stop, created := make(chan struct{}), make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { created <- n }()
+		for ; ; n++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			w := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "demo.wre.dev/v1", "kind": "Widget",
+				"metadata": map[string]any{"name": "w" + strconv.Itoa(n)}, "spec": map[string]any{"desired": "x"}}}
+			if _, err := widgets.Create(ctx, w, metav1.CreateOptions{}); err != nil {
+				t.Errorf("create widget: %v", err)
+				return
+			}
+		}
+	}()
+	t.Logf("v2 swapped in under load in %s", apply("v2"))
+	t.Logf("v3 swapped in under load in %s", apply("v3"))
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	total := <-created
+	t.Logf("%d widgets created during the swaps", total)
+
+	require.Eventually(t, func() bool {
+		list, err := widgets.List(ctx, metav1.ListOptions{})
+		require.NoError(t, err)
+		done := 0
+		for _, w := range list.Items {
+			if current, _, _ := unstructured.NestedString(w.Object, "status", "current"); current == "v3" {
+				done++
+			}
+		}
+		return done == total
+	}, 2*time.Minute, 50*time.Millisecond, "every widget ends in the state v3 computes")
+
+	overlaps, reconciles := log.overlaps()
+	assert.Empty(t, overlaps, "no object is reconciled by two versions at once")
+	t.Logf("reconciles by version: %v", reconciles)
+	for _, v := range []string{"v1", "v2", "v3"} {
+		assert.Positive(t, reconciles[v], "version %s reconciled", v)
+	}
+}
