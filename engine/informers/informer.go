@@ -58,18 +58,28 @@ func newInformer(opts Options, m mapping) (*Informer, error) {
 	if err := addIndexers(inf.shared); err != nil {
 		return nil, fmt.Errorf("add indexers: %w", err)
 	}
-	if err := inf.shared.SetTransform(setKind(m.gvk)); err != nil {
+	if err := inf.shared.SetTransform(cacheTransform(m.gvk)); err != nil {
 		return nil, fmt.Errorf("set transform: %w", err)
 	}
 	return inf, nil
 }
 
-// setKind stamps typed objects, which the API server decodes without apiVersion
-// and kind, with the resource's kind, so cached objects describe themselves.
-func setKind(gvk schema.GroupVersionKind) cache.TransformFunc {
+// cacheTransform prepares every object before it is cached:
+//   - typed objects, which the API server decodes without apiVersion and kind,
+//     are stamped with the resource's kind, so cached objects describe
+//     themselves;
+//   - metadata.managedFields is dropped, as controller-runtime's
+//     TransformStripManagedFields does: it is often the larger part of an
+//     object, no reconciler needs it, and an update that omits it leaves the
+//     server's field ownership unchanged. This shrinks the cache and every
+//     object the engine hands to a module. A live read still returns it.
+func cacheTransform(gvk schema.GroupVersionKind) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		if o, ok := obj.(runtime.Object); ok && o.GetObjectKind().GroupVersionKind().Empty() {
 			o.GetObjectKind().SetGroupVersionKind(gvk)
+		}
+		if o, err := meta.Accessor(obj); err == nil {
+			o.SetManagedFields(nil)
 		}
 		return obj, nil
 	}

@@ -120,6 +120,10 @@ func TestIntegrationBuiltInResource(t *testing.T) {
 	require.True(t, ok, "built-ins are typed, got %T", obj)
 	assert.Equal(t, "ConfigMap", cm.Kind)
 	assert.Equal(t, "v1", cm.APIVersion)
+	assert.Empty(t, cm.ManagedFields, "managed fields are not cached")
+	fromServer, err := cms.Get(ctx, "before", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.NotEmpty(t, fromServer.ManagedFields, "the server tracks them")
 
 	// Live events through the real watch.
 	live, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "live", Labels: map[string]string{"app": "db"}}}, metav1.CreateOptions{})
@@ -225,7 +229,7 @@ func TestIntegrationCustomResourceInstalledLater(t *testing.T) {
 			return false
 		}
 		u, ok := obj.(*unstructured.Unstructured)
-		return ok && u.GetKind() == "Widget"
+		return ok && u.GetKind() == "Widget" && u.GetManagedFields() == nil
 	}, apiWait, apiTick)
 }
 
