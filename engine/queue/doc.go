@@ -10,8 +10,9 @@
 //     with the priority it was added with; it is never lost.
 //   - Get hands out the item with the highest effective priority, first in first
 //     out within a priority. Effective priority = priority + time waited /
-//     AgingInterval, so an item of any priority is handed out after a bounded
-//     wait, whatever the load of higher-priority items (no starvation).
+//     AgingInterval (an Add may be timed up to about AgingInterval/1000 early),
+//     so an item of any priority is handed out after a bounded wait, whatever
+//     the load of higher-priority items (no starvation).
 //   - AddAfter and AddRateLimited keep the priority the item was last added with;
 //     a second AddAfter of an item that is already delayed keeps the earlier time.
 //   - ShutDown wakes every blocked Get; items already queued are still handed out,

@@ -9,6 +9,10 @@ package queue
 const (
 	chunkBits = 10
 	chunkLen  = 1 << chunkBits
+
+	// trimBursts is how many bursts the store looks back on before it returns
+	// the chunks that none of them used.
+	trimBursts = 16
 )
 
 // entry is the state of one item. It is in at most one list: its level's FIFO
@@ -31,8 +35,10 @@ type entry[T comparable] struct {
 type store[T comparable] struct {
 	chunks []*[chunkLen]entry[T]
 	free   []int32
-	next   int32 // the lowest index never handed out
+	next   int32 // the lowest index handed out since the store was last empty
 	live   int
+	bursts int // bursts since the last trim; see release
+	peak   int // the most chunks one of them used
 }
 
 // get returns the entry at id; the pointer stays valid until release(id).
@@ -60,8 +66,11 @@ func (s *store[T]) alloc() int32 {
 }
 
 // release zeroes the entry at id and makes it available again. When no entry
-// is left, the chunks a burst needed beyond the first are returned to the
-// garbage collector.
+// is left, a burst has ended and the store hands out indexes from 1 again.
+// Every trimBursts bursts it returns the chunks that none of them used to the
+// garbage collector: the chunks of a large burst go soon after it, while a
+// queue that keeps filling and emptying across a chunk boundary does not
+// allocate a chunk per burst.
 func (s *store[T]) release(id int32) {
 	*s.get(id) = entry[T]{}
 	s.live--
@@ -69,11 +78,20 @@ func (s *store[T]) release(id int32) {
 		s.free = append(s.free, id)
 		return
 	}
-	s.free = s.free[:0]
+	s.peak = max(s.peak, int((s.next-1)>>chunkBits)+1)
 	s.next = 1
-	if len(s.chunks) > 1 {
-		s.chunks = []*[chunkLen]entry[T]{s.chunks[0]}
+	s.free = s.free[:0]
+	if s.bursts++; s.bursts < trimBursts {
+		return
 	}
+	if len(s.chunks) > s.peak {
+		clear(s.chunks[s.peak:])
+		s.chunks = s.chunks[:s.peak]
+		if cap(s.free) > 2*s.peak*chunkLen {
+			s.free = nil
+		}
+	}
+	s.bursts, s.peak = 0, 0
 }
 
 // fifo is a doubly linked list of entries: O(1) append and removal anywhere.
