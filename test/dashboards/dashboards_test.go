@@ -160,6 +160,21 @@ func TestSelectors(t *testing.T) {
 	assert.Error(t, err, "a query that reads no metric")
 }
 
+func TestSeriesQueries(t *testing.T) {
+	got, err := SeriesQueries(`sum by (module) ((wre_module_loads_total{job="wre", result="error"} > 0) unless (wre_module_loads_total{job="wre", result="error"} offset 15m)) or absent(up{job="wre"})`)
+	require.NoError(t, err)
+	assert.Equal(t, []string{
+		`wre_module_loads_total{job="wre",result="error"}`,
+		`wre_module_loads_total{job="wre",result="error"}`,
+		`up{job="wre"}`,
+	}, got)
+	got, err = SeriesQueries(`rate({__name__="x", job=~"w.*"}[5m])`)
+	require.NoError(t, err)
+	assert.Equal(t, []string{`{__name__="x",job=~"w.*"}`}, got)
+	_, err = SeriesQueries(`vector(1)`)
+	assert.Error(t, err)
+}
+
 func TestCheckExported(t *testing.T) {
 	exp, err := LoadExported(scrapeFixture)
 	require.NoError(t, err)

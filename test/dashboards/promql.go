@@ -71,3 +71,27 @@ func Selectors(expr string) ([]Selector, error) {
 	}
 	return sels, nil
 }
+
+// SeriesQueries parses expr (plain PromQL: Grafana variables already
+// replaced) and returns each metric selector in it as a query of its own,
+// without offset or @ modifiers. A query whose result is empty by design (a
+// threshold, absent()) still proves something when every one of these
+// returns series.
+func SeriesQueries(expr string) ([]string, error) {
+	ast, err := promql.ParseExpr(expr)
+	if err != nil {
+		return nil, fmt.Errorf("parse %q: %w", expr, err)
+	}
+	var qs []string
+	parser.Inspect(ast, func(node parser.Node, _ []parser.Node) error {
+		if vs, ok := node.(*parser.VectorSelector); ok {
+			plain := &parser.VectorSelector{Name: vs.Name, LabelMatchers: vs.LabelMatchers}
+			qs = append(qs, plain.String())
+		}
+		return nil
+	})
+	if len(qs) == 0 {
+		return nil, fmt.Errorf("%q reads no metric", strings.TrimSpace(expr))
+	}
+	return qs, nil
+}
