@@ -37,9 +37,32 @@ func RepoRoot() string {
 // has not produced yet are replaced by placeholders, so the structure of the
 // examples overlay can be checked without a wre binary.
 func Render(dir string, components ...string) ([]*unstructured.Unstructured, error) {
+	return renderWith(dir, "", components)
+}
+
+// RenderPackaged is Render with the module ConfigMaps of the examples overlay
+// taken from modulesDir/<name>.yaml (as PackageExampleModules writes them)
+// instead of deploy/overlays/examples/modules, so a test applies the modules
+// of this checkout without writing into it.
+func RenderPackaged(dir, modulesDir string) ([]*unstructured.Unstructured, error) {
+	return renderWith(dir, modulesDir, nil)
+}
+
+func renderWith(dir, modulesDir string, components []string) ([]*unstructured.Unstructured, error) {
 	mem, err := copyToMemory(RepoRoot(), "deploy")
 	if err != nil {
 		return nil, err
+	}
+	if modulesDir != "" {
+		for _, name := range ExampleModules {
+			data, err := os.ReadFile(filepath.Join(modulesDir, name+".yaml"))
+			if err != nil {
+				return nil, err
+			}
+			if err := mem.WriteFile(examplesModulesDir+"/"+name+".yaml", data); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := stubModules(mem); err != nil {
 		return nil, err
@@ -93,13 +116,17 @@ func copyToMemory(root, sub string) (filesys.FileSystem, error) {
 	return mem, nil
 }
 
+// examplesModulesDir holds the module ConfigMaps of the examples overlay in
+// the in-memory copy of deploy/.
+const examplesModulesDir = "/deploy/overlays/examples/modules"
+
 // PlaceholderAnnotation marks a module ConfigMap that Render made up because
 // `wre package` had not produced the real one.
 const PlaceholderAnnotation = "test.wre.dev/placeholder"
 
 func stubModules(mem filesys.FileSystem) error {
 	for _, name := range ExampleModules {
-		path := "/deploy/overlays/examples/modules/" + name + ".yaml"
+		path := examplesModulesDir + "/" + name + ".yaml"
 		if mem.Exists(path) {
 			continue
 		}

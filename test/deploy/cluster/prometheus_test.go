@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -76,21 +77,17 @@ func promQuery(t *testing.T, base, expr string) (promResponse, int, error) {
 	return r, 1, nil
 }
 
-// checkDashboardsWithPrometheus runs Debian's Prometheus (package prometheus)
-// against the engine's metrics endpoint with dashboards/alerts.yaml loaded,
-// and runs every dashboard and alert query: each must evaluate, and each
-// that reads only metrics the engine serves must return data.
-func checkDashboardsWithPrometheus(t *testing.T, metricsAddr string, scrape []byte) {
+// startPrometheus runs Debian's Prometheus (package prometheus) scraping the
+// engine at metricsAddr every second as job wre, with dashboards/alerts.yaml
+// loaded, and returns its base URL once it has enough samples for rate()
+// over a minute.
+func startPrometheus(t *testing.T, metricsAddr string) string {
+	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		t.Fatal("prometheus not found: `make tools` installs it (apt-get install -y prometheus)")
 	}
 	dir := t.TempDir()
-	scrapeFile := filepath.Join(dir, "scrape.txt")
-	require.NoError(t, os.WriteFile(scrapeFile, scrape, 0o644))
-	served, err := dashboards.LoadExported(scrapeFile)
-	require.NoError(t, err)
-
 	addr := freeAddr(t)
 	config := fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
 rule_files: [%q]
@@ -122,12 +119,26 @@ scrape_configs:
 		}
 		return err
 	})
+	return base
+}
+
+// checkDashboardsWithPrometheus runs every dashboard and alert query against
+// Prometheus: each must evaluate, every metric it reads must be in the
+// engine's scrape with the labels it matches on, every series selector in it
+// must match series in Prometheus, and each query that is not a filter
+// (threshold, absent()) must return data. A series that the engine stops
+// serving fails it.
+func checkDashboardsWithPrometheus(t *testing.T, base string, scrape []byte) {
+	scrapeFile := filepath.Join(t.TempDir(), "scrape.txt")
+	require.NoError(t, os.WriteFile(scrapeFile, scrape, 0o644))
+	served, err := dashboards.LoadExported(scrapeFile)
+	require.NoError(t, err)
 
 	dq, err := dashboards.DashboardQueries()
 	require.NoError(t, err)
 	aq, err := dashboards.AlertQueries()
 	require.NoError(t, err)
-	withData, pending := 0, 0
+	withData, filtered, selectors, matched := 0, 0, 0, 0
 	for _, q := range append(dq, aq...) {
 		expr := expandForPrometheus(q.Expr)
 		_, n, err := promQuery(t, base, expr)
@@ -136,46 +147,86 @@ scrape_configs:
 		}
 		sels, err := dashboards.Selectors(q.Expr)
 		require.NoError(t, err)
-		allServed := true
 		for _, s := range sels {
-			if served.Check(s) != nil {
-				allServed = false
+			assert.NoError(t, served.Check(s), "%s: %s", q.Where, q.Expr)
+		}
+		series, err := dashboards.SeriesQueries(expr)
+		require.NoError(t, err)
+		for _, sq := range series {
+			selectors++
+			_, m, err := promQuery(t, base, sq)
+			if assert.NoError(t, err, "%s: %s", q.Where, sq) && assert.Positive(t, m, "%s: no series %s", q.Where, sq) {
+				matched++
 			}
 		}
 		switch {
 		case n > 0:
 			withData++
-		case !allServed:
-			pending++
-		case !filters.MatchString(expr):
+		case filters.MatchString(expr):
+			filtered++
+			t.Logf("empty by design (nothing to report on a healthy engine): %s", q.Where)
+		default:
 			assert.Fail(t, "no data", "%s: %s", q.Where, expr)
 		}
 	}
-	t.Logf("%d of %d dashboard and alert queries return data; %d read metrics the engine does not serve yet",
-		withData, len(dq)+len(aq), pending)
+	t.Logf("%d of %d dashboard and alert queries return data, %d are filters with nothing to report; %d of the %d series selectors in them match series",
+		withData, len(dq)+len(aq), filtered, matched, selectors)
+}
 
-	// The alert rules loaded and evaluated.
-	body, err := get200(t.Context(), base+"/api/v1/rules")
-	require.NoError(t, err)
-	var rules struct {
-		Data struct {
-			Groups []struct {
-				Rules []struct {
-					Name   string `json:"name"`
-					Health string `json:"health"`
-					State  string `json:"state"`
-				} `json:"rules"`
-			} `json:"groups"`
-		} `json:"data"`
-	}
-	require.NoError(t, json.Unmarshal(body, &rules))
-	n := 0
-	for _, g := range rules.Data.Groups {
-		for _, r := range g.Rules {
-			n++
-			assert.NotEqual(t, "err", r.Health, r.Name)
-			assert.NotEqual(t, "firing", r.State, "%s fires against a healthy engine", r.Name)
+// checkAlertRules checks that Prometheus loaded and evaluated every alert
+// rule and that exactly the alerts of firing fire (alert name → value of
+// its module label); it waits up to a minute for them.
+func checkAlertRules(t *testing.T, base string, firing map[string]string) {
+	eventually(t, 60*time.Second, func() error {
+		body, err := get200(t.Context(), base+"/api/v1/rules")
+		if err != nil {
+			return err
 		}
-	}
-	assert.Equal(t, 7, n, "alert rules loaded by Prometheus")
+		var rules struct {
+			Data struct {
+				Groups []struct {
+					Rules []struct {
+						Name   string `json:"name"`
+						Health string `json:"health"`
+						State  string `json:"state"`
+						Alerts []struct {
+							Labels map[string]string `json:"labels"`
+							State  string            `json:"state"`
+						} `json:"alerts"`
+					} `json:"rules"`
+				} `json:"groups"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(body, &rules); err != nil {
+			return err
+		}
+		var errs []error
+		n := 0
+		for _, g := range rules.Data.Groups {
+			for _, r := range g.Rules {
+				n++
+				if r.Health != "ok" {
+					errs = append(errs, fmt.Errorf("%s: health %q", r.Name, r.Health))
+				}
+				module, want := firing[r.Name]
+				fired := false
+				for _, a := range r.Alerts {
+					if a.State != "firing" {
+						continue
+					}
+					if !want || a.Labels["module"] != module {
+						errs = append(errs, fmt.Errorf("%s fires unexpectedly: %v", r.Name, a.Labels))
+					}
+					fired = true
+				}
+				if want && !fired {
+					errs = append(errs, fmt.Errorf("%s does not fire for module %s (state %s)", r.Name, module, r.State))
+				}
+			}
+		}
+		if n != 7 {
+			errs = append(errs, fmt.Errorf("%d alert rules loaded by Prometheus, want 7", n))
+		}
+		return errors.Join(errs...)
+	})
 }

@@ -113,6 +113,13 @@ func TestEngineRBAC(t *testing.T) {
 	// Fixtures, made by the admin.
 	_, err = admin.CoreV1().ConfigMaps(engineNamespace).Create(ctx, configMap(engineNamespace, "wre-module-demo", map[string]string{"wre.dev/module": "demo"}), metav1.CreateOptions{})
 	require.NoError(t, ignoreExists(err))
+	// An engine started later would try to load it.
+	t.Cleanup(func() {
+		err := admin.CoreV1().ConfigMaps(engineNamespace).Delete(context.Background(), "wre-module-demo", metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("delete ConfigMap wre-module-demo: %v", err)
+		}
+	})
 	_, err = admin.CoreV1().Secrets(engineNamespace).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "not-for-the-engine"}, StringData: map[string]string{"k": "v"}}, metav1.CreateOptions{})
 	require.NoError(t, ignoreExists(err))
 	_, err = admin.CoordinationV1().Leases(engineNamespace).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "someone-elses-lease"}}, metav1.CreateOptions{})
