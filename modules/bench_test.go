@@ -3,81 +3,196 @@ package modules_test
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	"github.com/wre-dev/wre/engine/native/statussync"
 	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/host"
 	"github.com/wre-dev/wre/host/wasmtest"
+	"github.com/wre-dev/wre/test/benchcpu"
 )
 
-// BenchmarkStatusSync compares a reconcile of an in-sync Widget (one get, no
-// write) by the status-sync wasm module with the same logic as a native
-// reconciler on the same fake cluster.
+// BenchmarkStatusSync compares a reconcile of an in-sync Widget (one cached
+// get, no write) by the status-sync wasm module with the engine's native
+// reconciler of the same logic (engine/native/statussync), both reading the
+// same cache.
 func BenchmarkStatusSync(b *testing.B) {
-	widgets := schema.GroupVersionResource{Group: "demo.wre.dev", Version: "v1", Resource: "widgets"}
 	h := run(b, "status-sync", wasmtest.Options{
-		ListKinds: map[schema.GroupVersionResource]string{widgets: "WidgetList"},
+		ListKinds: map[schema.GroupVersionResource]string{statussync.GVR: "WidgetList"},
 		Objects: []runtime.Object{object("demo.wre.dev/v1", "Widget", "demo", "w", map[string]any{
-			"spec":   map[string]any{"desired": "blue"},
-			"status": map[string]any{"current": "blue"},
+			"metadata": map[string]any{"generation": int64(1)},
+			"spec":     map[string]any{"desired": "blue"},
+			"status":   map[string]any{"current": "blue", "observedGeneration": int64(1)},
 		})},
 		// Informers serve the primary resource in the engine.
-		Cached: []schema.GroupVersionResource{widgets},
+		Cached: []schema.GroupVersionResource{statussync.GVR},
 	})
+	cached, ok := h.Cache.Reader(statussync.GVR)
+	require.True(b, ok)
+	native := statussync.New(cached, h.Client)
+	compare(b, h, native, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "demo", Name: "w"}})
+}
+
+// BenchmarkConfigMapReplicator compares a reconcile of an in-sync source
+// ConfigMap replicated to two namespaces (get the source, get both copies,
+// list the copies by label; no write) by the configmap-replicator wasm module
+// with a native reconciler of the same steady-state logic, both reading the
+// same cache.
+func BenchmarkConfigMapReplicator(b *testing.B) {
+	const (
+		replicateTo = "wre.dev/replicate-to"
+		ofNamespace = "wre.dev/replica-of-namespace"
+		ofName      = "wre.dev/replica-of-name"
+	)
+	data := map[string]string{}
+	for i := range 10 {
+		data[fmt.Sprintf("key-%d", i)] = fmt.Sprintf("value-%d", i)
+	}
+	src := &corev1.ConfigMap{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "settings", Labels: map[string]string{"app": "web"},
+			Annotations: map[string]string{replicateTo: "b,c"}, Finalizers: []string{"wre.dev/replicator"}},
+		Data: data,
+	}
+	replica := func(ns string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{
+			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "settings",
+				Labels: map[string]string{"app": "web", ofNamespace: "a", ofName: "settings"}},
+			Data: data,
+		}
+	}
+	configmaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	h := run(b, "configmap-replicator", wasmtest.Options{
+		Objects: []runtime.Object{src, replica("b"), replica("c")},
+		Cached:  []schema.GroupVersionResource{configmaps},
+	})
+	cached, ok := h.Cache.Reader(configmaps)
+	require.True(b, ok)
+	get := func(ns, name string) (*corev1.ConfigMap, error) {
+		obj, err := cached.Get(ns, name)
+		if err != nil {
+			return nil, err
+		}
+		return obj.(*corev1.ConfigMap), nil
+	}
+	// The module's steady state, natively: the same reads, the same checks.
 	native := reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-		w, err := h.Client.Resource(widgets).Namespace(req.Namespace).Get(ctx, req.Name, metav1.GetOptions{})
+		s, err := get(req.Namespace, req.Name)
 		if err != nil {
 			return reconcile.Result{}, err
 		}
-		desired, _, _ := unstructured.NestedString(w.Object, "spec", "desired")
-		current, _, _ := unstructured.NestedString(w.Object, "status", "current")
-		observed, _, _ := unstructured.NestedInt64(w.Object, "status", "observedGeneration")
-		if desired != current || observed != w.GetGeneration() {
-			return reconcile.Result{}, fmt.Errorf("benchmark fixture out of sync")
+		var targets []string
+		for ns := range strings.SplitSeq(s.Annotations[replicateTo], ",") {
+			if ns = strings.TrimSpace(ns); ns != "" && ns != s.Namespace {
+				targets = append(targets, ns)
+			}
 		}
-		return reconcile.Result{}, nil
+		slices.Sort(targets)
+		targets = slices.Compact(targets)
+		if !slices.Contains(s.Finalizers, "wre.dev/replicator") {
+			return reconcile.Result{}, fmt.Errorf("benchmark fixture out of sync: no finalizer")
+		}
+		for _, ns := range targets {
+			c, err := get(ns, s.Name)
+			if err != nil {
+				return reconcile.Result{}, err
+			}
+			labels := maps.Clone(s.Labels)
+			labels[ofNamespace], labels[ofName] = s.Namespace, s.Name
+			if !maps.Equal(c.Data, s.Data) || !maps.Equal(c.Labels, labels) {
+				return reconcile.Result{}, fmt.Errorf("benchmark fixture out of sync: copy in %s", ns)
+			}
+		}
+		copies, _, err := cached.List("", metav1.ListOptions{LabelSelector: ofNamespace + "=" + s.Namespace + "," + ofName + "=" + s.Name})
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		for _, c := range copies {
+			if !slices.Contains(targets, c.(*corev1.ConfigMap).Namespace) {
+				return reconcile.Result{}, fmt.Errorf("benchmark fixture out of sync: stray copy")
+			}
+		}
+		return reconcile.Result{RequeueAfter: 10 * time.Minute}, nil
 	})
-	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "demo", Name: "w"}}
-	for name, r := range map[string]reconcile.Reconciler{"impl=wasm": h.Module, "impl=native": native} {
-		b.Run(name, func(b *testing.B) {
+	compare(b, h, native, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "a", Name: "settings"}})
+}
+
+// compare runs req through the wasm module of h and through native, as
+// sub-benchmarks impl=wasm and impl=native; neither may write.
+func compare(b *testing.B, h *wasmtest.Harness, native reconcile.Reconciler, req reconcile.Request) {
+	b.Helper()
+	for _, impl := range []struct {
+		name string
+		r    reconcile.Reconciler
+	}{{"wasm", h.Module}, {"native", native}} {
+		b.Run("impl="+impl.name, func(b *testing.B) {
 			b.ReportAllocs()
+			report := benchcpu.Start(b)
 			for b.Loop() {
-				if _, err := r.Reconcile(b.Context(), req); err != nil {
+				if _, err := impl.r.Reconcile(b.Context(), req); err != nil {
 					b.Fatal(err)
 				}
 			}
+			report()
 		})
 	}
+	require.Empty(b, h.Writes(), "an in-sync object needs no write")
 }
 
-// BenchmarkGetDeployment compares getting a Deployment from the host's cache
-// into a typed object (protobuf on the wire) and into an unstructured object
-// (JSON on the wire), in one reconcile of the getbench guest; "noop" is a
-// reconcile without host call.
-func BenchmarkGetDeployment(b *testing.B) {
+// BenchmarkHostCalls measures one reconcile of the getbench guest per
+// operation: a get from the cache of a typical Deployment as protobuf (typed)
+// and as JSON (unstructured), of a custom resource of similar size (JSON into
+// a typed struct), a list of 100 cached ConfigMaps, and a get plus update of
+// the Deployment. op=noop is a reconcile without host call: subtract it to
+// get the cost of the call alone.
+func BenchmarkHostCalls(b *testing.B) {
 	deployments := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	configmaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	gizmos := schema.GroupVersionResource{Group: "bench.wre.dev", Version: "v1", Resource: "gizmos"}
+	settings := make([]any, 20)
+	for i := range settings {
+		settings[i] = map[string]any{"name": fmt.Sprintf("VAR_%d", i), "value": fmt.Sprintf("value-%d", i)}
+	}
+	objects := []runtime.Object{deployment(), object("bench.wre.dev/v1", "Gizmo", "bench", "d", map[string]any{
+		"metadata": map[string]any{"labels": map[string]any{"app.kubernetes.io/name": "d", "tier": "web"}},
+		"spec":     map[string]any{"image": "registry.example/app:1.2.3", "replicas": int64(3), "settings": settings},
+	})}
+	for i := range 100 {
+		objects = append(objects, &corev1.ConfigMap{
+			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: fmt.Sprintf("cm-%03d", i),
+				Labels: map[string]string{"bench": "list", "app.kubernetes.io/name": "d"}},
+			Data: map[string]string{"config.yaml": "mode: production\nlevel: info\n", "index": fmt.Sprint(i)},
+		})
+	}
 	h := wasmtest.New(b, wasmtest.Build(b, "testdata/getbench"), wasmtest.Options{
 		Module:  host.ModuleOptions{Name: "getbench"},
-		Objects: []runtime.Object{deployment()},
-		Cached:  []schema.GroupVersionResource{deployments},
+		Objects: objects,
+		Cached:  []schema.GroupVersionResource{deployments, configmaps, gizmos},
 	})
-	for _, enc := range []string{"noop", "protobuf", "json"} {
-		b.Run("encoding="+enc, func(b *testing.B) {
+	for _, op := range []string{"noop", "get-protobuf", "get-json", "get-cr", "list-protobuf", "list-json", "update-protobuf", "update-json"} {
+		b.Run("op="+op, func(b *testing.B) {
 			b.ReportAllocs()
+			report := benchcpu.Start(b)
 			for b.Loop() {
-				_, err := h.Reconcile(b.Context(), enc, "d")
+				_, err := h.Reconcile(b.Context(), op, "d")
 				require.NoError(b, err)
 			}
+			report()
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/wre-dev/wre/engine/queue"
+	"github.com/wre-dev/wre/test/benchcpu"
 )
 
 // benchQueue is what the benchmarks drive; add is the target's way to add an
@@ -91,11 +92,9 @@ func runTargets(b *testing.B, bench func(b *testing.B, q benchQueue)) {
 				b.ReportAllocs()
 				runtime.GC()
 				b.ResetTimer()
-				start := cpuTime()
+				report := benchcpu.Start(b)
 				bench(b, q)
-				if used := cpuTime() - start; used > 0 {
-					b.ReportMetric(float64(used.Nanoseconds())/float64(b.N), "cpu-ns/op")
-				}
+				report()
 			})
 		}
 	}

@@ -1,8 +1,7 @@
 //go:build !unix
 
-package queue_test
+package benchcpu
 
 import "time"
 
-// cpuTime is not measured on this platform.
 func cpuTime() time.Duration { return 0 }
