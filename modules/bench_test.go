@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	"github.com/wre-dev/wre/engine/modules"
 	"github.com/wre-dev/wre/engine/native/statussync"
 	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/host"
@@ -226,4 +231,53 @@ func deployment() *appsv1.Deployment {
 		},
 		Status: appsv1.DeploymentStatus{Replicas: 3, ReadyReplicas: 3, AvailableReplicas: 3, UpdatedReplicas: 3},
 	}
+}
+
+// BenchmarkLifecycle measures what loading the status-sync module costs
+// (13.9 MB of wasm): compiling it in a new runtime with an empty compilation
+// cache (cache=cold) and with a warm one (cache=warm), and starting one
+// instance (instantiate: create it, run _initialize and a first reconcile,
+// close it), reporting the instance's linear memory.
+func BenchmarkLifecycle(b *testing.B) {
+	raw, err := os.ReadFile("status-sync/module.yaml")
+	require.NoError(b, err)
+	m, err := modules.ParseManifest(raw)
+	require.NoError(b, err)
+	wasm := wasmtest.Build(b, "status-sync")
+	compile := func(b *testing.B, dir string) {
+		ctx := context.Background()
+		rt, err := host.NewRuntime(ctx, host.RuntimeOptions{CacheDir: dir})
+		require.NoError(b, err)
+		defer rt.Close(ctx)
+		_, err = rt.Compile(ctx, m.Name, wasm)
+		require.NoError(b, err)
+	}
+	b.Run("compile=cold", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			compile(b, filepath.Join(b.TempDir(), strconv.Itoa(i)))
+		}
+	})
+	b.Run("compile=warm", func(b *testing.B) {
+		dir := b.TempDir()
+		compile(b, dir)
+		for b.Loop() {
+			compile(b, dir)
+		}
+	})
+	b.Run("instantiate", func(b *testing.B) {
+		h := run(b, "status-sync", wasmtest.Options{ListKinds: map[schema.GroupVersionResource]string{statussync.GVR: "WidgetList"}})
+		opts := m.ModuleOptions()
+		opts.Name, opts.Client, opts.Recorder = "instantiate", h.Client, h.Recorder
+		ctx := b.Context()
+		var mem float64
+		for b.Loop() {
+			mod, err := h.Runtime.NewModule(ctx, h.Compiled, opts)
+			require.NoError(b, err)
+			_, err = mod.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "demo", Name: "absent"}})
+			require.NoError(b, err)
+			mem = testutil.ToFloat64(h.Metrics.GuestMemory.WithLabelValues("instantiate"))
+			require.NoError(b, mod.Close(ctx))
+		}
+		b.ReportMetric(mem/(1<<20), "MiB/instance")
+	})
 }
