@@ -173,6 +173,10 @@ func New(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new manager: %w", err)
 	}
+	// wre_informer_references and wre_informer_synced, read at scrape time.
+	if err := m.metrics.Registerer().Register(m.informers.Collector()); err != nil {
+		return nil, fmt.Errorf("new manager: register informer metrics: %w", err)
+	}
 	if le := opts.LeaderElection; le.Enabled {
 		if le.LeaseName == "" {
 			le.LeaseName = DefaultLeaseName

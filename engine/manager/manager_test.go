@@ -143,6 +143,8 @@ func TestControllerLifecycle(t *testing.T) {
 			`workqueue_adds_total{name="statussync"}`,
 			`workqueue_depth_by_priority{name="statussync",priority="low"}`,
 			`rest_client_requests_total{code="200"`,
+			`wre_informer_references{group="demo.wre.dev",resource="widgets",version="v1"} 1`,
+			`wre_informer_synced{group="demo.wre.dev",resource="widgets",version="v1"} 1`,
 			"process_resident_memory_bytes",
 		} {
 			assert.Contains(t, body, want)
