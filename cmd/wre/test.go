@@ -120,6 +120,10 @@ func testCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 
 	passed, failed := 0, 0
 	for _, c := range cases {
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "wre test: %v\n", context.Cause(ctx))
+			return exitError
+		}
 		if !f.run.MatchString(c.Name) {
 			continue
 		}
@@ -143,11 +147,19 @@ func testCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "wre test: no case matches --run %q\n", *runPattern)
 		return exitUsage
 	case failed > 0:
-		fmt.Fprintf(summary, "FAIL  %d of %d cases failed\n", failed, passed+failed)
+		fmt.Fprintf(summary, "FAIL  %d of %s failed\n", failed, countCases(passed+failed))
 		return exitError
 	}
-	fmt.Fprintf(summary, "ok    %d cases passed\n", passed)
+	fmt.Fprintf(summary, "ok    %s passed\n", countCases(passed))
 	return exitOK
+}
+
+// countCases returns "1 case" or "<n> cases".
+func countCases(n int) string {
+	if n == 1 {
+		return "1 case"
+	}
+	return fmt.Sprintf("%d cases", n)
 }
 
 // userCompiledCacheDir is the compilation cache of the module tooling,

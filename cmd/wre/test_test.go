@@ -168,7 +168,7 @@ func TestTestRender(t *testing.T) {
 	code, out, stderr := wre(t, "test", "--output", "yaml", "--manifest", statusSyncManifest, wasm, file)
 	require.Equal(t, exitOK, code, stderr)
 	require.True(t, strings.HasPrefix(out, "---\n"), out)
-	assert.Contains(t, stderr, "ok    1 cases passed", "stdout is YAML only")
+	assert.Contains(t, stderr, "ok    1 case passed", "stdout is YAML only")
 	var report struct {
 		Name       string
 		Source     string
