@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -17,6 +18,7 @@ import (
 	"github.com/wre-dev/wre/guest-sdk/abi"
 	"github.com/wre-dev/wre/host"
 	"github.com/wre-dev/wre/host/wasmtest"
+	"github.com/wre-dev/wre/test/benchcpu"
 )
 
 // Run all with:
@@ -58,10 +60,16 @@ func BenchmarkGetDeployment(b *testing.B) {
 	}
 }
 
+// timeoutModes compile with and without wazero's loop checks. Each has its own
+// compilation cache directory: wazero's cache key does not include the
+// setting, so a shared directory would hand one mode the other's code.
 var timeoutModes = []struct {
 	name string
 	opts host.RuntimeOptions
-}{{"closeOnContextDone=on", host.RuntimeOptions{}}, {"closeOnContextDone=off", host.WithoutCloseOnContextDone(host.RuntimeOptions{})}}
+}{
+	{"closeOnContextDone=on", host.RuntimeOptions{CacheDir: filepath.Join(wasmtest.DefaultCacheDir(), "checks-on")}},
+	{"closeOnContextDone=off", host.WithoutCloseOnContextDone(host.RuntimeOptions{CacheDir: filepath.Join(wasmtest.DefaultCacheDir(), "checks-off")})},
+}
 
 func getDeployment(b *testing.B, wasm []byte, accept string, ro host.RuntimeOptions) {
 	cfg, _ := json.Marshal(map[string]any{"accept": accept, "n": 10})
@@ -76,11 +84,13 @@ func getDeployment(b *testing.B, wasm []byte, accept string, ro host.RuntimeOpti
 	if _, err := h.Reconcile(ctx, "ns", "web"); err != nil {
 		b.Fatal(err)
 	}
+	report := benchcpu.Start(b)
 	for b.Loop() {
 		if _, err := h.Reconcile(ctx, "ns", "web"); err != nil {
 			b.Fatal(err)
 		}
 	}
+	report()
 }
 
 // BenchmarkTimeoutMechanism runs a guest that spins 10M loop iterations with
