@@ -67,11 +67,8 @@ func alertRules(t *testing.T) *rulefmt.RuleGroups {
 	return groups
 }
 
-// Fixtures: a real scrape of `wre run` and the families it does not serve yet.
-var (
-	scrapeFixture  = filepath.Join("testdata", "metrics.txt")
-	pendingFixture = filepath.Join("testdata", "metrics-pending.txt")
-)
+// scrapeFixture is a real scrape of `wre run` running the example modules.
+var scrapeFixture = filepath.Join("testdata", "metrics.txt")
 
 // metricsSources names the expositions that the queries are checked against:
 // WRE_METRICS_URL or WRE_METRICS_FILE alone when set, else the fixtures.
@@ -82,7 +79,7 @@ func metricsSources() []string {
 	if f := os.Getenv("WRE_METRICS_FILE"); f != "" {
 		return []string{f}
 	}
-	return []string{scrapeFixture, pendingFixture}
+	return []string{scrapeFixture}
 }
 
 func loadSources(t *testing.T, srcs []string) Exported {
@@ -96,19 +93,6 @@ func loadSources(t *testing.T, srcs []string) Exported {
 		}
 	}
 	return all
-}
-
-// TestPendingMetricsNotYetServed keeps metrics-pending.txt honest: a family
-// that the real scrape has must leave the hand-written file.
-func TestPendingMetricsNotYetServed(t *testing.T) {
-	served, err := LoadExported(scrapeFixture)
-	require.NoError(t, err)
-	pending, err := LoadExported(pendingFixture)
-	require.NoError(t, err)
-	for name := range pending {
-		assert.NotContains(t, served, name, "%s is served now: delete it from %s", name, pendingFixture)
-	}
-	t.Logf("%d series names still pending in %s", len(pending), pendingFixture)
 }
 
 // TestQueriesUseExportedMetrics proves that every metric a panel, a variable
