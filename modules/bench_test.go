@@ -2,6 +2,7 @@ package modules_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -184,8 +185,7 @@ func BenchmarkHostCalls(b *testing.B) {
 			Data: map[string]string{"config.yaml": "mode: production\nlevel: info\n", "index": fmt.Sprint(i)},
 		})
 	}
-	h := wasmtest.New(b, wasmtest.Build(b, "testdata/getbench"), wasmtest.Options{
-		Module:  host.ModuleOptions{Name: "getbench"},
+	h := getbench(b, wasmtest.Options{
 		Objects: objects,
 		Cached:  []schema.GroupVersionResource{deployments, configmaps, gizmos},
 	})
@@ -196,6 +196,63 @@ func BenchmarkHostCalls(b *testing.B) {
 			for b.Loop() {
 				_, err := h.Reconcile(b.Context(), op, "d")
 				require.NoError(b, err)
+			}
+			report()
+		})
+	}
+}
+
+// getbench runs the getbench guest with the Deployment of deployment() in its
+// config, encoded as protobuf and as JSON, for its decode operations.
+func getbench(b *testing.B, opts wasmtest.Options) *wasmtest.Harness {
+	pb, js := encodedDeployment(b)
+	config, err := json.Marshal(map[string][]byte{"Protobuf": pb, "JSON": js})
+	require.NoError(b, err)
+	opts.Module = host.ModuleOptions{Name: "getbench", Config: config}
+	return wasmtest.New(b, wasmtest.Build(b, "testdata/getbench"), opts)
+}
+
+func encodedDeployment(b *testing.B) (pb, js []byte) {
+	pb, err := deployment().Marshal()
+	require.NoError(b, err)
+	js, err = json.Marshal(deployment())
+	require.NoError(b, err)
+	return pb, js
+}
+
+// BenchmarkGuestCompute decodes a typical Deployment ten times from protobuf
+// and from JSON: in the getbench guest (one reconcile, no host call; subtract
+// BenchmarkHostCalls/op=noop for the decoding alone) and natively, the same
+// code in the host process. It measures how much slower Go code runs as a
+// wasm guest, apart from any host call.
+func BenchmarkGuestCompute(b *testing.B) {
+	h := getbench(b, wasmtest.Options{})
+	pb, js := encodedDeployment(b)
+	for _, enc := range []string{"protobuf", "json"} {
+		b.Run("decode="+enc+"/impl=wasm", func(b *testing.B) {
+			report := benchcpu.Start(b)
+			for b.Loop() {
+				_, err := h.Reconcile(b.Context(), "decode-"+enc, "d")
+				require.NoError(b, err)
+			}
+			report()
+		})
+		b.Run("decode="+enc+"/impl=native", func(b *testing.B) {
+			report := benchcpu.Start(b)
+			for b.Loop() {
+				// modules/testdata/getbench's DecodeDeployment10.
+				for range 10 {
+					var d appsv1.Deployment
+					var err error
+					if enc == "json" {
+						err = json.Unmarshal(js, &d)
+					} else {
+						err = d.Unmarshal(pb)
+					}
+					if err != nil || d.Name == "" {
+						b.Fatal("decode", err)
+					}
+				}
 			}
 			report()
 		})

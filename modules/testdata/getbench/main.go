@@ -9,11 +9,15 @@
 //   - "list-protobuf" / "list-json": list the ConfigMaps labelled
 //     bench=list, typed / unstructured;
 //   - "update-protobuf" / "update-json": get the Deployment and update it
-//     unchanged, typed / unstructured.
+//     unchanged, typed / unstructured;
+//   - "decode-protobuf" / "decode-json": no host call; decode the Deployment
+//     of the module config (fields "protobuf" and "json", base64) ten times,
+//     which measures guest compute against the same code run natively.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -71,6 +75,10 @@ func init() {
 	metav1.AddToGroupVersion(s, gizmoGV)
 	wre.Register(wre.Module{Scheme: s, Setup: func(h *wre.Host) (wre.Reconciler, error) {
 		c := h.Client()
+		var encoded struct{ Protobuf, JSON []byte }
+		if err := h.DecodeConfig(context.Background(), &encoded); err != nil {
+			return nil, err
+		}
 		return wre.Func(func(ctx context.Context, req wre.Request) (wre.Result, error) {
 			key := types.NamespacedName{Namespace: "bench", Name: req.Name}
 			switch req.Namespace {
@@ -98,6 +106,8 @@ func init() {
 					return wre.Result{}, err
 				}
 				return wre.Result{}, c.Update(ctx, d)
+			case "decode-protobuf", "decode-json":
+				return wre.Result{}, DecodeDeployment10(req.Namespace == "decode-json", encoded.Protobuf, encoded.JSON)
 			case "update-json":
 				d := unstructuredDeployment()
 				if err := c.Get(ctx, key, d); err != nil {
@@ -108,6 +118,27 @@ func init() {
 			return wre.Result{}, wre.TerminalError(fmt.Errorf("unknown operation %q", req.Namespace))
 		}), nil
 	}})
+}
+
+// DecodeDeployment10 decodes a Deployment ten times from JSON or protobuf.
+// modules/bench_test.go runs the same code natively.
+func DecodeDeployment10(useJSON bool, pb, js []byte) error {
+	for range 10 {
+		var d appsv1.Deployment
+		var err error
+		if useJSON {
+			err = json.Unmarshal(js, &d)
+		} else {
+			err = d.Unmarshal(pb)
+		}
+		if err != nil {
+			return err
+		}
+		if d.Name == "" {
+			return fmt.Errorf("decoded a Deployment without a name")
+		}
+	}
+	return nil
 }
 
 func unstructuredDeployment() *unstructured.Unstructured {
