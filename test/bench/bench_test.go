@@ -8,6 +8,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tetratelabs/wazero"
+
+	"github.com/wre-dev/wre/engine/modules"
 )
 
 func TestParseBenchAveragesByName(t *testing.T) {
@@ -65,4 +68,15 @@ func TestSelectSuites(t *testing.T) {
 	all, err := selectSuites("")
 	require.NoError(t, err)
 	assert.Equal(t, len(suites), len(all))
+}
+
+func TestWithCustomSectionKeepsTheModuleValid(t *testing.T) {
+	empty := []byte("\x00asm\x01\x00\x00\x00")
+	tagged := withCustomSection(empty, "v2")
+	assert.NotEqual(t, modules.Digest(empty), modules.Digest(tagged), "a new digest")
+	rt := wazero.NewRuntime(t.Context())
+	defer rt.Close(t.Context())
+	m, err := rt.CompileModule(t.Context(), tagged)
+	require.NoError(t, err, "still a valid module")
+	assert.Empty(t, m.ExportedFunctions())
 }

@@ -21,8 +21,11 @@ type GoBench struct {
 	Pattern string
 	// Benchtime is -benchtime (default 1s).
 	Benchtime string
-	// Count is -count (default 1).
-	Count int
+	// Rounds is how many times the whole command runs (default 1); results
+	// are averaged. Rounds of -count 1, rather than one run of -count N,
+	// interleave the benchmarks being compared, so a burst of load on a
+	// shared machine does not hit one side of a ratio only.
+	Rounds int
 }
 
 // Command is the shell command that reproduces the run.
@@ -35,12 +38,12 @@ func (g GoBench) Command() string {
 	if g.Benchtime != "" {
 		fmt.Fprintf(&b, " -benchtime %s", g.Benchtime)
 	}
-	if g.Count > 1 {
-		fmt.Fprintf(&b, " -count %d", g.Count)
-	}
 	b.WriteString(" " + g.Package)
 	if g.Dir != "" {
 		b.WriteString(")")
+	}
+	if g.Rounds > 1 {
+		fmt.Fprintf(&b, "  # %d rounds, averaged", g.Rounds)
 	}
 	return b.String()
 }
@@ -62,20 +65,22 @@ func (g GoBench) Run(ctx context.Context, env *Env) ([]BenchResult, error) {
 	if g.Benchtime != "" {
 		args = append(args, "-benchtime", g.Benchtime)
 	}
-	if g.Count > 1 {
-		args = append(args, "-count", fmt.Sprint(g.Count))
-	}
 	args = append(args, g.Package)
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = env.Root
-	if g.Dir != "" {
-		cmd.Dir = env.Root + "/" + g.Dir
-	}
 	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = env.Log
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s: %w\n%s", g.Command(), err, out.String())
+	for round := range max(g.Rounds, 1) {
+		fmt.Fprintf(env.Log, "bench: round %d: %s\n", round+1, g.Command())
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = env.Root
+		if g.Dir != "" {
+			cmd.Dir = env.Root + "/" + g.Dir
+		}
+		var roundOut bytes.Buffer
+		cmd.Stdout = &roundOut
+		cmd.Stderr = env.Log
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("%s: %w\n%s", g.Command(), err, roundOut.String())
+		}
+		out.Write(roundOut.Bytes())
 	}
 	return parseBench(out.Bytes())
 }
