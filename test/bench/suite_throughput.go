@@ -116,7 +116,7 @@ func runThroughput(ctx context.Context, env *Env) (*Section, error) {
 	}
 	// The cost of one reconcile without the API server explains the CPU
 	// ratio: the same in-sync Widget reconciled in process by both.
-	g := GoBench{Package: "./modules/", Pattern: "StatusSync", Benchtime: "2000x", Count: 3}
+	g := GoBench{Package: "./modules/", Pattern: "StatusSync", Benchtime: "2000x", Rounds: 3}
 	results, err := g.Run(ctx, env)
 	if err != nil {
 		return nil, err
