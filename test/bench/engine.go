@@ -59,6 +59,20 @@ func (e *Env) StartEngine(ctx context.Context, cp *controlplane.ControlPlane, na
 	return eng, addr, nil
 }
 
+// widgetCluster returns the run's control plane with the Widget CRD
+// installed, and an admin client.
+func (e *Env) widgetCluster(ctx context.Context) (*controlplane.ControlPlane, kubernetes.Interface, error) {
+	cp, err := e.ControlPlane(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := enginetest.InstallWidgetCRD(ctx, cp.Config()); err != nil {
+		return nil, nil, err
+	}
+	kube, err := kubernetes.NewForConfig(cp.Config())
+	return cp, kube, err
+}
+
 // builtModules caches the wasm of the example modules for the run.
 var builtModules struct {
 	mu   sync.Mutex
