@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -326,4 +327,19 @@ series:
 		}
 	}
 	return sum, nil
+}
+
+// positiveEnv returns the positive number in environment variable name, or
+// def when it is unset: suites take smaller sizes from the environment while
+// being developed, and the document records the defaults.
+func positiveEnv(name string, def int) (int, error) {
+	s, ok := os.LookupEnv(name)
+	if !ok || s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%s=%q: want a positive number", name, s)
+	}
+	return n, nil
 }

@@ -117,3 +117,19 @@ func TestWaitModules(t *testing.T) {
 	_, err = WaitModules(ctx, addr, 3)
 	assert.ErrorContains(t, err, "wait for 3 loaded modules")
 }
+
+func TestPositiveEnv(t *testing.T) {
+	t.Setenv("WRE_BENCH_TEST_N", "")
+	n, err := positiveEnv("WRE_BENCH_TEST_N", 5)
+	require.NoError(t, err)
+	assert.Equal(t, 5, n, "empty: the default")
+	t.Setenv("WRE_BENCH_TEST_N", "12")
+	n, err = positiveEnv("WRE_BENCH_TEST_N", 5)
+	require.NoError(t, err)
+	assert.Equal(t, 12, n)
+	for _, bad := range []string{"0", "-1", "x"} {
+		t.Setenv("WRE_BENCH_TEST_N", bad)
+		_, err = positiveEnv("WRE_BENCH_TEST_N", 5)
+		assert.ErrorContains(t, err, "want a positive number", bad)
+	}
+}

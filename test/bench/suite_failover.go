@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 
 	"github.com/wre-dev/wre/engine/leader"
@@ -33,26 +30,15 @@ const failoverRuns = 5
 // lease duration: a killed leader cannot be replaced sooner; a graceful one
 // releases its lease and should be replaced in a small fraction of it.
 func runFailover(ctx context.Context, env *Env) (*Section, error) {
-	runs := failoverRuns
-	if s := os.Getenv("WRE_BENCH_FAILOVER_RUNS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("WRE_BENCH_FAILOVER_RUNS=%q: want a positive number", s)
-		}
-		runs = n
+	runs, err := positiveEnv("WRE_BENCH_FAILOVER_RUNS", failoverRuns)
+	if err != nil {
+		return nil, err
 	}
 	bin, err := env.Engine()
 	if err != nil {
 		return nil, err
 	}
-	cp, err := env.ControlPlane(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := enginetest.InstallWidgetCRD(ctx, cp.Config()); err != nil {
-		return nil, err
-	}
-	kube, err := kubernetes.NewForConfig(cp.Config())
+	cp, kube, err := env.widgetCluster(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +67,7 @@ func runFailover(ctx context.Context, env *Env) (*Section, error) {
 		{"leader terminated (SIGTERM)", func(e *enginetest.Engine) { _ = e.Cmd.Process.Signal(syscall.SIGTERM) }, 2 * time.Second},
 	}
 	t := Table{
-		Caption: fmt.Sprintf("Time from stopping the leader until the standby's workers start (takeover) and until the standby has reconciled a Widget created after the stop; median (min – max) of %d runs each. Lease settings: --lease-duration %s, --renew-deadline %s, --retry-period %s (the defaults). The ratio is the median against the lease duration.", runs, lease, renew, retry),
+		Caption: fmt.Sprintf("Time from stopping the leader until the standby's workers start (takeover) and until the standby has reconciled a Widget created after the stop; median (min – max) of %d runs each. Lease settings: --lease-duration %s, --renew-deadline %s, --retry-period %s (the defaults). The ratios divide the time until the new object was reconciled (median, max) by the lease duration.", runs, lease, renew, retry),
 		Header:  []string{"scenario", "takeover", "new object reconciled", "median / lease duration", "max / lease duration"},
 	}
 	var verdicts []string
