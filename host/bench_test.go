@@ -4,8 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
+	goruntime "runtime"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
@@ -60,15 +61,15 @@ func BenchmarkGetDeployment(b *testing.B) {
 	}
 }
 
-// timeoutModes compile with and without wazero's loop checks. Each has its own
-// compilation cache directory: wazero's cache key does not include the
-// setting, so a shared directory would hand one mode the other's code.
+// timeoutModes run guests with wazero's loop checks (the default) and without
+// (RuntimeOptions.TrustedGuests). The runtime keeps their compiled code in
+// separate subdirectories of the cache directory.
 var timeoutModes = []struct {
 	name string
 	opts host.RuntimeOptions
 }{
-	{"closeOnContextDone=on", host.RuntimeOptions{CacheDir: filepath.Join(wasmtest.DefaultCacheDir(), "checks-on")}},
-	{"closeOnContextDone=off", host.WithoutCloseOnContextDone(host.RuntimeOptions{CacheDir: filepath.Join(wasmtest.DefaultCacheDir(), "checks-off")})},
+	{"closeOnContextDone=on", host.RuntimeOptions{}},
+	{"closeOnContextDone=off", host.RuntimeOptions{TrustedGuests: true}},
 }
 
 func getDeployment(b *testing.B, wasm []byte, accept string, ro host.RuntimeOptions) {
@@ -111,6 +112,40 @@ func BenchmarkTimeoutMechanism(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkGCDuringGuestLoop measures how long a garbage collection takes
+// while a guest spins (100M iterations, no host call). Without loop checks
+// (TrustedGuests) the spinning goroutine runs machine code that Go cannot
+// preempt, so the collection's stop-the-world phase, and with it every
+// goroutine of the process, waits until the guest leaves its loop.
+func BenchmarkGCDuringGuestLoop(b *testing.B) {
+	cfg, _ := json.Marshal(script{Steps: []step{{Spin: 100_000_000}}})
+	for _, mode := range timeoutModes {
+		b.Run(mode.name, func(b *testing.B) {
+			h := wasmtest.New(b, scriptGuest(b), wasmtest.Options{Runtime: mode.opts, Module: host.ModuleOptions{Config: cfg}})
+			ctx := b.Context()
+			if err := h.Module.Warm(ctx); err != nil {
+				b.Fatal(err)
+			}
+			var gc time.Duration
+			for b.Loop() {
+				done := make(chan error, 1)
+				go func() {
+					_, err := h.Reconcile(ctx, "ns", "a")
+					done <- err
+				}()
+				time.Sleep(100 * time.Millisecond) // into the loop
+				start := time.Now()
+				goruntime.GC()
+				gc += time.Since(start)
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(gc.Milliseconds())/float64(b.N), "gc-ms/op")
 		})
 	}
 }

@@ -29,6 +29,7 @@ func (rt *Runtime) hostCall(ctx context.Context, mod api.Module, stack []uint64)
 	if st == nil {
 		panic(&protocolError{"wre.call outside a reconcile run by the host"})
 	}
+	abortIfDone(ctx)
 	start := time.Now()
 	resp := st.m.serve(ctx, st, op, mod, ptr, n)
 	if size := resp.Size(); size > rt.opts.MaxMessageSize {
@@ -43,6 +44,9 @@ func (rt *Runtime) hostCall(ctx context.Context, mod api.Module, stack []uint64)
 	if !resp.OK() {
 		st.log.V(1).Info("host call failed", "op", opName, "code", resp.Code, "reason", resp.Reason, "message", resp.Message)
 	}
+	// A call that outlived its reconcile (typically an API request cut by the
+	// timeout) ends the guest here rather than answering it.
+	abortIfDone(ctx)
 	stack[0] = st.inst.write(ctx, resp.AppendTo(make([]byte, 0, resp.Size())))
 }
 
@@ -53,6 +57,7 @@ func (rt *Runtime) hostLog(ctx context.Context, mod api.Module, stack []uint64) 
 	if st == nil {
 		return
 	}
+	abortIfDone(ctx)
 	if uint64(ptr)+uint64(n) > uint64(mod.Memory().Size()) {
 		st.log.Error(nil, "guest log line outside memory dropped", "ptr", ptr, "len", n)
 		return

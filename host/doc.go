@@ -9,7 +9,13 @@
 // Guarantees:
 //   - Sandbox: no filesystem, sockets or environment; guest stdout/stderr become
 //     log lines tagged with the module and reconcile ID; linear memory is capped
-//     per instance; a per-reconcile timeout stops even a guest spinning in a loop.
+//     per instance; a per-reconcile timeout stops even a guest spinning in a
+//     loop, unless RuntimeOptions.TrustedGuests turns wazero's loop checks off
+//     (then the reconcile still ends at its timeout, the guest is aborted at
+//     its next host call, and an instance still running is abandoned and
+//     counted by Runtime.Runaways until it returns).
+//   - No host call is served after its reconcile's context ended: the guest
+//     is aborted at that call with the timeout (or cancellation) error.
 //   - Isolation of failures: a trap, panic, timeout, exhausted memory or ABI
 //     violation fails only that reconcile with an error naming the reason (the
 //     engine's backoff applies), discards the instance, counts

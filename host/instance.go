@@ -27,6 +27,10 @@ type instance struct {
 	stdout, stderr         *lineWriter
 	uses                   int
 	lastUsed               time.Time
+	// abandoned waits for the guest code of a runaway instance (callGuest)
+	// to return and returns its error; nil for every other instance.
+	abandoned   func() error
+	abandonedAt time.Time
 }
 
 // callKey is the context key of the *callState of a running guest call.
@@ -52,7 +56,9 @@ type protocolError struct{ msg string }
 
 func (e *protocolError) Error() string { return "ABI violation: " + e.msg }
 
-// newInstance instantiates the module and runs _initialize under ctx.
+// newInstance instantiates the module and runs _initialize under ctx. On
+// error it returns what must be dropped: nil, or an instance that failed to
+// initialize (possibly abandoned while running).
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	inst := &instance{
 		mem: &cappedMemory{limit: m.opts.MemoryLimitBytes, onResize: func(d int64) {
@@ -86,9 +92,9 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	inst.free = mod.ExportedFunction(abi.ExportFree)
 	inst.reconcile = mod.ExportedFunction(abi.ExportReconcile)
 	if m.compiled.entry.hasInit {
-		if _, err := mod.ExportedFunction("_initialize").Call(ctx); err != nil {
-			inst.close(ctx)
-			return nil, err
+		initialize := mod.ExportedFunction("_initialize")
+		if _, err := callGuest(m, ctx, inst, func() ([]uint64, error) { return initialize.Call(ctx) }); err != nil {
+			return inst, err
 		}
 	}
 	return inst, nil

@@ -35,6 +35,7 @@ type Metrics struct {
 	GuestTraps       *prometheus.CounterVec   // wre_guest_traps_total{module,reason}
 	Instances        *prometheus.GaugeVec     // wre_module_instances{module}
 	GuestMemory      *prometheus.GaugeVec     // wre_guest_memory_bytes{module}
+	Runaways         *prometheus.GaugeVec     // wre_guest_runaway_instances{module}
 	CompileSeconds   prometheus.Histogram     // wre_module_compile_seconds
 
 	mu      sync.Mutex
@@ -68,6 +69,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "wre_guest_memory_bytes",
 			Help: "Linear memory held by the live instances of a module.",
 		}, []string{"module"}),
+		Runaways: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wre_guest_runaway_instances",
+			Help: "Instances whose reconcile ended at its timeout while their guest code kept running (only with trusted guests, whose loops are not checked); they are closed when that code returns.",
+		}, []string{"module"}),
 		CompileSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "wre_module_compile_seconds",
 			Help:    "Time to compile a module, including loading it from the compilation cache.",
@@ -75,7 +80,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.HostCalls, m.HostCallDuration, m.GuestTraps, m.Instances, m.GuestMemory, m.CompileSeconds} {
+		for _, c := range []prometheus.Collector{m.HostCalls, m.HostCallDuration, m.GuestTraps, m.Instances, m.GuestMemory, m.Runaways, m.CompileSeconds} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -100,6 +105,7 @@ func (m *Metrics) initModule(module string) {
 	}
 	m.Instances.WithLabelValues(module)
 	m.GuestMemory.WithLabelValues(module)
+	m.Runaways.WithLabelValues(module)
 }
 
 // forgetModule deletes the series of a module name once no Module of that name
@@ -118,4 +124,5 @@ func (m *Metrics) forgetModule(module string) {
 	m.GuestTraps.DeletePartialMatch(l)
 	m.Instances.DeletePartialMatch(l)
 	m.GuestMemory.DeletePartialMatch(l)
+	m.Runaways.DeletePartialMatch(l)
 }

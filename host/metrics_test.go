@@ -26,6 +26,7 @@ func TestMetricNamesExist(t *testing.T) {
 	assert.Equal(t, 8, names["wre_guest_traps_total"], "every reason")
 	assert.Equal(t, 1, names["wre_module_instances"])
 	assert.Equal(t, 1, names["wre_guest_memory_bytes"])
+	assert.Equal(t, 1, names["wre_guest_runaway_instances"])
 	assert.Equal(t, 1, names["wre_module_compile_seconds"])
 
 	_, err = h.Reconcile(t.Context(), "ns", "a")

@@ -41,8 +41,9 @@ type ModuleOptions struct {
 	// Concurrency is the number of instances, hence of reconciles running at
 	// once. Defaults to DefaultConcurrency (1).
 	Concurrency int
-	// ReconcileTimeout stops a reconcile, even one spinning in a loop. Defaults
-	// to DefaultReconcileTimeout (30s).
+	// ReconcileTimeout stops a reconcile, even one spinning in a loop (with
+	// RuntimeOptions.TrustedGuests the reconcile ends but such a loop runs on).
+	// Defaults to DefaultReconcileTimeout (30s).
 	ReconcileTimeout time.Duration
 	// InitTimeout bounds creating an instance, _initialize included; it is
 	// separate from ReconcileTimeout so that a slow start does not eat into a
@@ -181,7 +182,7 @@ func (m *Module) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	st.inst = inst
 	inst.stdout.reconcileID.Store(id)
 	inst.stderr.reconcileID.Store(id)
-	res, err := m.run(ctx, inst, req, id)
+	res, err := callGuest(m, ctx, inst, func() (abi.ReconcileResponse, error) { return m.run(ctx, inst, req, id) })
 	if err != nil {
 		reason := inst.classify(err)
 		m.rt.opts.Metrics.GuestTraps.WithLabelValues(m.opts.Name, reason).Inc()
@@ -294,14 +295,7 @@ func (m *Module) acquire(ctx context.Context) (*instance, error) {
 	inst, err := m.newInstance(initCtx)
 	if err != nil {
 		m.rt.opts.Metrics.GuestTraps.WithLabelValues(m.opts.Name, TrapInit).Inc()
-		m.rt.opts.Metrics.Instances.WithLabelValues(m.opts.Name).Dec()
-		m.mu.Lock()
-		m.live--
-		last := m.closed && m.live == 0
-		m.mu.Unlock()
-		if last {
-			m.rt.opts.Metrics.forgetModule(m.opts.Name)
-		}
+		m.drop(ctx, inst)
 		<-m.slots
 		return nil, fmt.Errorf("module %q: instantiate: %w", m.opts.Name, err)
 	}
@@ -320,26 +314,46 @@ func (m *Module) Warm(ctx context.Context) error {
 	return nil
 }
 
-// release returns inst to the pool, or discards it when it is unhealthy, used
-// up, or the module is closed.
+// release returns inst to the pool, or drops it when it is unhealthy, used
+// up, or the module is closed. Its slot is free again at once, even when inst
+// is abandoned: a runaway does not hold up the module's reconciles.
 func (m *Module) release(ctx context.Context, inst *instance, healthy bool) {
 	inst.lastUsed = m.opts.Clock.Now()
 	m.mu.Lock()
 	keep := healthy && !m.closed && inst.uses < m.opts.MaxReconcilesPerInstance
 	if keep {
 		m.idle = append(m.idle, inst)
-	} else {
-		m.live--
 	}
-	last := m.closed && m.live == 0
 	m.mu.Unlock()
 	if !keep {
-		m.discard(ctx, inst)
+		m.drop(ctx, inst)
 	}
+	<-m.slots
+}
+
+// drop closes inst and stops counting it as live; inst is nil when
+// instantiation failed. An abandoned instance is closed, and stops counting,
+// only once its guest code has returned, so it keeps its module's metric
+// series alive until then.
+func (m *Module) drop(ctx context.Context, inst *instance) {
+	if inst != nil && inst.abandoned != nil {
+		go func() {
+			m.awaitRunaway(inst)
+			m.drop(context.WithoutCancel(ctx), inst)
+		}()
+		return
+	}
+	m.mu.Lock()
+	m.live--
+	last := m.closed && m.live == 0
+	m.mu.Unlock()
+	if inst != nil {
+		inst.close(ctx)
+	}
+	m.rt.opts.Metrics.Instances.WithLabelValues(m.opts.Name).Dec()
 	if last {
 		m.rt.opts.Metrics.forgetModule(m.opts.Name)
 	}
-	<-m.slots
 }
 
 func (m *Module) discard(ctx context.Context, inst *instance) {
@@ -381,7 +395,8 @@ func (m *Module) reapIdle() {
 	}
 }
 
-// Instances returns the number of live instances, idle and busy.
+// Instances returns the number of live instances: idle, busy, and abandoned
+// ones whose guest code still runs (RuntimeOptions.TrustedGuests).
 func (m *Module) Instances() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -26,7 +28,10 @@ const DefaultMaxMessageSize = 16 << 20
 // RuntimeOptions configure a Runtime.
 type RuntimeOptions struct {
 	// CacheDir holds compiled machine code across restarts, keyed by the
-	// module bytes and the wazero version. Defaults to "" (compile in memory only).
+	// module bytes, the wazero version and the loop check setting. Code
+	// compiled with loop checks and without (TrustedGuests) lives in separate
+	// subdirectories, "checked" and "unchecked". Defaults to "" (compile in
+	// memory only).
 	CacheDir string
 	// MaxMessageSize bounds every message in either direction. Defaults to
 	// DefaultMaxMessageSize (16 MiB).
@@ -36,11 +41,28 @@ type RuntimeOptions struct {
 	Metrics *Metrics
 	// Logger receives guest logs and host diagnostics. Defaults to logr.Discard().
 	Logger logr.Logger
-
-	// noCloseOnContextDone switches off the timeout check in guest loops; only
-	// the benchmark that measures its cost sets it.
-	noCloseOnContextDone bool
+	// TrustedGuests compiles guests without wazero's loop checks, which makes
+	// Go guests 3–4× faster in CPU (RATIONALE.md) but takes away the guarantee
+	// that a timeout stops guest code that makes no host call. The reconcile
+	// still ends at its timeout (or at shutdown) with the same timeout error,
+	// and the guest is aborted at its next wre host call, but guest code that
+	// loops without one keeps running on a goroutine of its own: its instance
+	// is abandoned (never reused, closed when its code returns) and counted by
+	// Runaways and wre_guest_runaway_instances. A module that never returns
+	// holds a CPU core and its memory until the process restarts. Set it only
+	// for modules trusted as much as the engine itself. Defaults to false.
+	TrustedGuests bool
 }
+
+// Compilation cache subdirectories of RuntimeOptions.CacheDir, one per loop
+// check setting. wazero v1.12 already hashes the setting into its cache key
+// (wasm.Module.AssignModuleID), but that is an internal detail; separate
+// directories keep a checked runtime from ever loading code it cannot stop,
+// whatever a future wazero keys on.
+const (
+	checkedCacheDir   = "checked"
+	uncheckedCacheDir = "unchecked"
+)
 
 // Runtime compiles and runs reconciler modules. It is safe for concurrent use.
 type Runtime struct {
@@ -52,6 +74,8 @@ type Runtime struct {
 	mu       sync.Mutex
 	compiled map[string]*compiledEntry // by digest
 	closed   bool
+
+	runaways atomic.Int64 // abandoned instances whose guest code still runs
 }
 
 type compiledEntry struct {
@@ -81,9 +105,13 @@ func NewRuntime(ctx context.Context, opts RuntimeOptions) (*Runtime, error) {
 	}
 	var cache wazero.CompilationCache
 	if opts.CacheDir != "" {
-		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
+		dir := filepath.Join(opts.CacheDir, checkedCacheDir)
+		if opts.TrustedGuests {
+			dir = filepath.Join(opts.CacheDir, uncheckedCacheDir)
+		}
+		c, err := wazero.NewCompilationCacheWithDir(dir)
 		if err != nil {
-			return nil, fmt.Errorf("open compilation cache %q: %w", opts.CacheDir, err)
+			return nil, fmt.Errorf("open compilation cache %q: %w", dir, err)
 		}
 		cache = c
 	} else {
@@ -91,7 +119,7 @@ func NewRuntime(ctx context.Context, opts RuntimeOptions) (*Runtime, error) {
 	}
 	cfg := wazero.NewRuntimeConfig().
 		WithCompilationCache(cache).
-		WithCloseOnContextDone(!opts.noCloseOnContextDone).
+		WithCloseOnContextDone(!opts.TrustedGuests).
 		WithCoreFeatures(api.CoreFeaturesV2)
 	rt := &Runtime{opts: opts, cache: cache, wz: wazero.NewRuntimeWithConfig(ctx, cfg), compiled: map[string]*compiledEntry{}}
 	if err := rt.instantiateHostModules(ctx); err != nil {
@@ -190,8 +218,15 @@ func (rt *Runtime) release(ctx context.Context, e *compiledEntry) error {
 	return e.wz.Close(ctx)
 }
 
+// Runaways returns the number of instances whose reconcile (or
+// initialization) ended at its timeout while their guest code kept running.
+// It is always 0 unless RuntimeOptions.TrustedGuests is set; a value that does
+// not drop back to 0 means a guest holds a CPU core until the process restarts.
+func (rt *Runtime) Runaways() int { return int(rt.runaways.Load()) }
+
 // Close closes every module instance, all compiled code and the compilation
-// cache handle. Closing twice is a no-op.
+// cache handle. It does not wait for runaway guest code (see Runaways), which
+// only a process exit stops. Closing twice is a no-op.
 func (rt *Runtime) Close(ctx context.Context) error {
 	rt.mu.Lock()
 	if rt.closed {
@@ -200,6 +235,9 @@ func (rt *Runtime) Close(ctx context.Context) error {
 	}
 	rt.closed = true
 	rt.mu.Unlock()
+	if n := rt.Runaways(); n > 0 {
+		rt.opts.Logger.Error(nil, "Closing the runtime while guest code of abandoned instances still runs; only a process exit stops it", "runaways", n)
+	}
 	return errors.Join(rt.wz.Close(ctx), rt.cache.Close(ctx))
 }
 

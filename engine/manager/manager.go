@@ -370,6 +370,10 @@ func metricsMux(h http.Handler, extra map[string]http.Handler) http.Handler {
 	return mux
 }
 
+// AddHealthz adds (or replaces) a liveness check of /healthz: when it fails,
+// the kubelet restarts the pod. Use it only for states a restart cures.
+func (m *Manager) AddHealthz(name string, c health.Check) { m.probes.AddHealthz(name, c) }
+
 // HandleMetricsPath serves h at path on the metrics server, next to /metrics
 // (the module registry's /modules is one). Call it before Start.
 func (m *Manager) HandleMetricsPath(path string, h http.Handler) error {

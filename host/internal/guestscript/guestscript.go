@@ -28,6 +28,10 @@ type Step struct {
 	Spin   int      `json:"spin,omitempty"` // spin this many iterations
 	Grow   bool     `json:"grow,omitempty"` // allocate until memory runs out
 	Exit   int      `json:"exit,omitempty"` // os.Exit with this code
+
+	// OnlyFor runs the step only when the reconciled object has this name, so
+	// that one module can be slow for one object and quick for the others.
+	OnlyFor string `json:"onlyFor,omitempty"`
 }
 
 // RawCall holds the raw arguments of a host function call.

@@ -116,6 +116,10 @@ func run(rr abi.ReconcileRequest) error {
 	var bodies [][]byte
 	for i, s := range script.Steps {
 		var resp abi.Response
+		if s.OnlyFor != "" && s.OnlyFor != rr.Name {
+			bodies = append(bodies, nil)
+			continue
+		}
 		switch {
 		case s.Panic != "":
 			panic(s.Panic)
