@@ -36,7 +36,7 @@ import (
 // reconciler of the same logic (engine/native/statussync), both reading the
 // same cache.
 func BenchmarkStatusSync(b *testing.B) {
-	h := run(b, "status-sync", wasmtest.Options{
+	opts := wasmtest.Options{
 		ListKinds: map[schema.GroupVersionResource]string{statussync.GVR: "WidgetList"},
 		Objects: []runtime.Object{object("demo.wre.dev/v1", "Widget", "demo", "w", map[string]any{
 			"metadata": map[string]any{"generation": int64(1)},
@@ -45,11 +45,12 @@ func BenchmarkStatusSync(b *testing.B) {
 		})},
 		// Informers serve the primary resource in the engine.
 		Cached: []schema.GroupVersionResource{statussync.GVR},
-	})
+	}
+	h := run(b, "status-sync", opts)
 	cached, ok := h.Cache.Reader(statussync.GVR)
 	require.True(b, ok)
 	native := statussync.New(cached, h.Client)
-	compare(b, h, native, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "demo", Name: "w"}})
+	compare(b, h, trusted(b, "status-sync", opts), native, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "demo", Name: "w"}})
 }
 
 // BenchmarkConfigMapReplicator compares a reconcile of an in-sync source
@@ -82,10 +83,11 @@ func BenchmarkConfigMapReplicator(b *testing.B) {
 		}
 	}
 	configmaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
-	h := run(b, "configmap-replicator", wasmtest.Options{
+	opts := wasmtest.Options{
 		Objects: []runtime.Object{src, replica("b"), replica("c")},
 		Cached:  []schema.GroupVersionResource{configmaps},
-	})
+	}
+	h := run(b, "configmap-replicator", opts)
 	cached, ok := h.Cache.Reader(configmaps)
 	require.True(b, ok)
 	get := func(ns, name string) (*corev1.ConfigMap, error) {
@@ -134,17 +136,25 @@ func BenchmarkConfigMapReplicator(b *testing.B) {
 		}
 		return reconcile.Result{RequeueAfter: 10 * time.Minute}, nil
 	})
-	compare(b, h, native, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "a", Name: "settings"}})
+	compare(b, h, trusted(b, "configmap-replicator", opts), native, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "a", Name: "settings"}})
 }
 
-// compare runs req through the wasm module of h and through native, as
-// sub-benchmarks impl=wasm and impl=native; neither may write.
-func compare(b *testing.B, h *wasmtest.Harness, native reconcile.Reconciler, req reconcile.Request) {
+// trusted runs the module of dir on its own copy of opts' fixtures in a
+// runtime without loop checks (wre run --trusted-guests).
+func trusted(b *testing.B, dir string, opts wasmtest.Options) *wasmtest.Harness {
+	opts.Runtime.TrustedGuests = true
+	return run(b, dir, opts)
+}
+
+// compare runs req through the wasm module of h (impl=wasm), of t (the same
+// module run as a trusted guest: impl=wasm-trusted) and through native
+// (impl=native); none may write.
+func compare(b *testing.B, h, t *wasmtest.Harness, native reconcile.Reconciler, req reconcile.Request) {
 	b.Helper()
 	for _, impl := range []struct {
 		name string
 		r    reconcile.Reconciler
-	}{{"wasm", h.Module}, {"native", native}} {
+	}{{"wasm", h.Module}, {"wasm-trusted", t.Module}, {"native", native}} {
 		b.Run("impl="+impl.name, func(b *testing.B) {
 			// The first wasm reconcile creates the instance: not measured.
 			_, err := impl.r.Reconcile(b.Context(), req)
@@ -160,6 +170,7 @@ func compare(b *testing.B, h *wasmtest.Harness, native reconcile.Reconciler, req
 		})
 	}
 	require.Empty(b, h.Writes(), "an in-sync object needs no write")
+	require.Empty(b, t.Writes(), "an in-sync object needs no write")
 }
 
 // BenchmarkHostCalls measures one reconcile of the getbench guest per
@@ -229,21 +240,28 @@ func encodedDeployment(b *testing.B) (pb, js []byte) {
 
 // BenchmarkGuestCompute decodes a typical Deployment ten times from protobuf
 // and from JSON: in the getbench guest (one reconcile, no host call; subtract
-// BenchmarkHostCalls/op=noop for the decoding alone) and natively, the same
+// BenchmarkHostCalls/op=noop for the decoding alone), with and without
+// wazero's loop checks (impl=wasm, impl=wasm-trusted), and natively, the same
 // code in the host process. It measures how much slower Go code runs as a
 // wasm guest, apart from any host call.
 func BenchmarkGuestCompute(b *testing.B) {
-	h := getbench(b, wasmtest.Options{})
+	checked := getbench(b, wasmtest.Options{})
+	trusted := getbench(b, wasmtest.Options{Runtime: host.RuntimeOptions{TrustedGuests: true}})
 	pb, js := encodedDeployment(b)
 	for _, enc := range []string{"protobuf", "json"} {
-		b.Run("decode="+enc+"/impl=wasm", func(b *testing.B) {
-			report := benchcpu.Start(b)
-			for b.Loop() {
-				_, err := h.Reconcile(b.Context(), "decode-"+enc, "d")
-				require.NoError(b, err)
-			}
-			report()
-		})
+		for _, impl := range []struct {
+			name string
+			h    *wasmtest.Harness
+		}{{"wasm", checked}, {"wasm-trusted", trusted}} {
+			b.Run("decode="+enc+"/impl="+impl.name, func(b *testing.B) {
+				report := benchcpu.Start(b)
+				for b.Loop() {
+					_, err := impl.h.Reconcile(b.Context(), "decode-"+enc, "d")
+					require.NoError(b, err)
+				}
+				report()
+			})
+		}
 		b.Run("decode="+enc+"/impl=native", func(b *testing.B) {
 			report := benchcpu.Start(b)
 			for b.Loop() {
