@@ -80,3 +80,11 @@ func TestWithCustomSectionKeepsTheModuleValid(t *testing.T) {
 	require.NoError(t, err, "still a valid module")
 	assert.Empty(t, m.ExportedFunctions())
 }
+
+func TestSuitesAreInDocumentOrder(t *testing.T) {
+	var names []string
+	for _, s := range suites {
+		names = append(names, s.Name)
+	}
+	assert.Equal(t, documentOrder, names, "every suite is listed in documentOrder, in that order")
+}
