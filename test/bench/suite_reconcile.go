@@ -62,8 +62,8 @@ benchmarks) put the host's share of a wasm reconcile (request encoding, the
 host call, the cache read, instance checkout, metrics) at a few microseconds,
 about the native reconciler's whole work; the rest is Go code running in the
 guest. The host-call section below measures that code against itself run
-natively ("Guest compute"): decoding a Deployment is about 40–50× slower in
-the guest with wazero's loop checks and 10–15× without. The loop checks are
+natively ("Guest compute"): decoding a Deployment is 18–50× slower in the
+guest with wazero's loop checks and 6–15× without, across runs. The loop checks are
 the largest single factor: wazero makes every loop header of the compiled
 code call a check trampoline so that a reconcile timeout can stop a spinning
 guest, and Go's wasm code is loops everywhere (every function is one, for
