@@ -55,27 +55,8 @@ config:
 func TestRegistryWithManager(t *testing.T) {
 	ctx := t.Context()
 	ns := controlplane.Namespace(t, cp)
-	mgr, err := manager.New(manager.Options{Config: cp.Config(), MetricsBindAddress: manager.DisabledAddress, HealthProbeBindAddress: manager.DisabledAddress})
-	require.NoError(t, err)
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	mgrDone := make(chan error, 1)
-	go func() { mgrDone <- mgr.Start(runCtx) }()
-	defer func() { cancel(); require.NoError(t, <-mgrDone) }()
-	<-mgr.Started()
-
-	rt, err := host.NewRuntime(ctx, host.RuntimeOptions{CacheDir: wasmtest.DefaultCacheDir()})
-	require.NoError(t, err)
-	defer rt.Close(context.Background())
+	mgr, reg := startEngine(t, ns, host.RuntimeOptions{})
 	kube := kubernetes.NewForConfigOrDie(cp.Config())
-	reg, err := registry.New(registry.Options{
-		Namespace: ns, Client: kube, DynamicClient: dynamic.NewForConfigOrDie(cp.Config()), Config: cp.Config(),
-		Controllers: mgr, Informers: mgr.Informers(), Runtime: rt, SettleDelay: 10 * time.Millisecond,
-	})
-	require.NoError(t, err)
-	regDone := make(chan error, 1)
-	go func() { regDone <- reg.Start(runCtx) }()
-	defer func() { cancel(); require.NoError(t, <-regDone) }()
 
 	m, err := modules.ParseManifest([]byte(probeManifest))
 	require.NoError(t, err)
@@ -103,6 +84,38 @@ func TestRegistryWithManager(t *testing.T) {
 	require.Eventually(t, func() bool { _, ok := status(reg, "probe"); return !ok }, time.Minute, 20*time.Millisecond)
 	_, ok = mgr.Informers().Lookup(configmaps)
 	assert.False(t, ok, "unloading released the informer nobody else uses")
+}
+
+// startEngine runs a manager and a registry of the modules in ns on the
+// control plane until the test ends; ro configures the wasm runtime (its
+// cache directory defaults to wasmtest's).
+func startEngine(t *testing.T, ns string, ro host.RuntimeOptions) (*manager.Manager, *registry.Registry) {
+	t.Helper()
+	mgr, err := manager.New(manager.Options{Config: cp.Config(), MetricsBindAddress: manager.DisabledAddress, HealthProbeBindAddress: manager.DisabledAddress})
+	require.NoError(t, err)
+	runCtx, cancel := context.WithCancel(context.Background())
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- mgr.Start(runCtx) }()
+	<-mgr.Started()
+	if ro.CacheDir == "" {
+		ro.CacheDir = wasmtest.DefaultCacheDir()
+	}
+	rt, err := host.NewRuntime(runCtx, ro)
+	require.NoError(t, err)
+	reg, err := registry.New(registry.Options{
+		Namespace: ns, Client: kubernetes.NewForConfigOrDie(cp.Config()), DynamicClient: dynamic.NewForConfigOrDie(cp.Config()), Config: cp.Config(),
+		Controllers: mgr, Informers: mgr.Informers(), Runtime: rt, SettleDelay: 10 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	regDone := make(chan error, 1)
+	go func() { regDone <- reg.Start(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		assert.NoError(t, <-regDone)
+		assert.NoError(t, <-mgrDone)
+		assert.NoError(t, rt.Close(context.Background()))
+	})
+	return mgr, reg
 }
 
 func status(reg *registry.Registry, name string) (registry.Status, bool) {

@@ -1,7 +1,6 @@
 package registry_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -18,13 +17,11 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/wre-dev/wre/engine/manager"
 	"github.com/wre-dev/wre/engine/modules"
 	"github.com/wre-dev/wre/engine/native/statussync"
 	"github.com/wre-dev/wre/engine/registry"
 	"github.com/wre-dev/wre/guest-sdk/abi"
 	"github.com/wre-dev/wre/host"
-	"github.com/wre-dev/wre/host/wasmtest"
 	"github.com/wre-dev/wre/test/controlplane"
 	"github.com/wre-dev/wre/test/enginetest"
 )
@@ -126,27 +123,8 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	require.NoError(t, enginetest.InstallWidgetCRD(ctx, cp.Config()))
 	ns := controlplane.Namespace(t, cp)
 	log := &reconcileLog{}
-	mgr, err := manager.New(manager.Options{Config: cp.Config(), MetricsBindAddress: manager.DisabledAddress, HealthProbeBindAddress: manager.DisabledAddress})
-	require.NoError(t, err)
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	mgrDone := make(chan error, 1)
-	go func() { mgrDone <- mgr.Start(runCtx) }()
-	defer func() { cancel(); require.NoError(t, <-mgrDone) }()
-	<-mgr.Started()
-
-	rt, err := host.NewRuntime(ctx, host.RuntimeOptions{CacheDir: wasmtest.DefaultCacheDir(), Logger: funcr.NewJSON(log.sink, funcr.Options{})})
-	require.NoError(t, err)
-	defer rt.Close(context.Background())
+	_, reg := startEngine(t, ns, host.RuntimeOptions{Logger: funcr.NewJSON(log.sink, funcr.Options{})})
 	kube := kubernetes.NewForConfigOrDie(cp.Config())
-	reg, err := registry.New(registry.Options{
-		Namespace: ns, Client: kube, DynamicClient: dynamic.NewForConfigOrDie(cp.Config()), Config: cp.Config(),
-		Controllers: mgr, Informers: mgr.Informers(), Runtime: rt, SettleDelay: 10 * time.Millisecond,
-	})
-	require.NoError(t, err)
-	regDone := make(chan error, 1)
-	go func() { regDone <- reg.Start(runCtx) }()
-	defer func() { cancel(); require.NoError(t, <-regDone) }()
 
 	// apply ships version v (a distinct digest each) and waits until it serves.
 	apply := func(v string) time.Duration {
