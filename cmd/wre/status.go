@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,33 +25,13 @@ func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	statuses, err := fetchStatus(ctx, strings.TrimSuffix(*url, "/")+"/modules")
+	statuses, err := registry.FetchStatuses(ctx, strings.TrimSuffix(*url, "/")+"/modules")
 	if err != nil {
 		fmt.Fprintf(stderr, "wre status: %v\n", err)
 		return exitError
 	}
 	printStatus(stdout, statuses, time.Now())
 	return exitOK
-}
-
-func fetchStatus(ctx context.Context, url string) ([]registry.Status, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	var out []registry.Status
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
-	}
-	return out, nil
 }
 
 // printStatus writes one row per module; digests are shortened as in image

@@ -186,7 +186,7 @@ func start(t *testing.T, edit func(*registry.Options)) *fixture {
 	require.NoError(t, err)
 	opts := registry.Options{
 		Namespace: f.ns, Client: f.client, DynamicClient: dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()),
-		Controllers: f.ctrls, Runtime: rt, Metrics: metrics, Recorder: f.recorder, SettleDelay: 10 * time.Millisecond, IncompleteTimeout: time.Second,
+		Controllers: f.ctrls, Runtime: rt, Metrics: metrics, Recorder: f.recorder, SettleDelay: 10 * time.Millisecond, IncompleteTimeout: 5 * time.Second, // parts of one apply arrive well within it, even on a loaded machine
 	}
 	if edit != nil {
 		edit(&opts)
@@ -496,6 +496,25 @@ func TestHandler(t *testing.T) {
 	require.NoError(t, err)
 	post.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, post.StatusCode)
+
+	statuses, err := registry.FetchStatuses(t.Context(), srv.URL)
+	require.NoError(t, err)
+	want := f.reg.Statuses()
+	require.Len(t, statuses, 1)
+	require.NotNil(t, statuses[0].LoadedAt)
+	assert.True(t, want[0].LoadedAt.Equal(*statuses[0].LoadedAt))
+	statuses[0].LoadedAt = want[0].LoadedAt
+	assert.Equal(t, want, statuses, "the client reads what the handler serves")
+	_, err = registry.FetchStatuses(t.Context(), "http://[::1")
+	assert.Error(t, err, "a malformed URL")
+	notFound := httptest.NewServer(http.NotFoundHandler())
+	defer notFound.Close()
+	_, err = registry.FetchStatuses(t.Context(), notFound.URL)
+	assert.ErrorContains(t, err, "GET "+notFound.URL+": 404 Not Found")
+	notJSON := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("<html>")) }))
+	defer notJSON.Close()
+	_, err = registry.FetchStatuses(t.Context(), notJSON.URL)
+	assert.ErrorContains(t, err, "GET "+notJSON.URL+": ")
 }
 
 func TestNewValidatesOptions(t *testing.T) {

@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -64,4 +66,28 @@ func (r *Registry) Handler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(r.Statuses())
 	})
+}
+
+// FetchStatuses reads the statuses an engine serves at url, its /modules
+// endpoint (what Handler serves): `wre status` and the benchmarks use it. A
+// status other than 200 OK or a body that is not a list of statuses is an
+// error naming url.
+func FetchStatuses(ctx context.Context, url string) ([]Status, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	var out []Status
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	return out, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -151,20 +150,7 @@ func (e *Env) ShipModule(ctx context.Context, kube kubernetes.Interface, namespa
 
 // ModuleStatuses reads /modules from the engine's metrics address.
 func ModuleStatuses(ctx context.Context, metricsAddr string) ([]registry.Status, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/modules", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /modules: %s", resp.Status)
-	}
-	var out []registry.Status
-	return out, json.NewDecoder(resp.Body).Decode(&out)
+	return registry.FetchStatuses(ctx, "http://"+metricsAddr+"/modules")
 }
 
 // WaitModules polls /modules every 200 ms until n modules are Loaded and
