@@ -74,6 +74,10 @@ modules: ## build the example modules to bin/modules/*.wasm
 	@set -e; for m in $(WASM_MODULES); do n=$$(basename $$m); echo "build $$n"; \
 	  (cd $$m && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $(CURDIR)/bin/modules/$$n.wasm .); done
 
+.PHONY: deploy-examples
+deploy-examples: image-binary ## package the example modules as ConfigMaps for deploy/overlays/examples
+	WRE=$(CURDIR)/bin/wre deploy/overlays/examples/package-modules.sh
+
 .PHONY: lint
 lint: ## staticcheck (pinned) on the root module
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...

@@ -1,10 +1,7 @@
 #!/bin/sh
 # Builds the example modules under modules/ to wasm and packages each one as
 # module ConfigMaps in deploy/overlays/examples/modules/<name>.yaml, which
-# deploy/overlays/examples applies. Proposed make target:
-#
-#   deploy-examples: bin/wre
-#   	deploy/overlays/examples/package-modules.sh
+# deploy/overlays/examples applies; `make deploy-examples` runs it.
 #
 # WRE names the wre binary (default: bin/wre, built by `make image-binary`).
 set -eu
