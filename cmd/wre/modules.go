@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/dynamic"
@@ -39,9 +40,9 @@ func init() {
 	})
 }
 
-// setupModules starts the module registry beside the manager and serves
-// /modules next to /metrics.
-func setupModules(ctx context.Context, mgr *manager.Manager) error {
+// setupModules starts the module registry beside the manager, in background
+// until ctx is done, and serves /modules next to /metrics.
+func setupModules(ctx context.Context, mgr *manager.Manager, background *sync.WaitGroup) error {
 	if moduleFlags.namespace == "" {
 		return nil
 	}
@@ -89,12 +90,12 @@ func setupModules(ctx context.Context, mgr *manager.Manager) error {
 		_ = rt.Close(ctx)
 		return fmt.Errorf("module registry: %w", err)
 	}
-	go func() {
+	background.Go(func() {
 		if err := reg.Start(ctx); err != nil {
 			log.Error(err, "Module registry stopped")
 		}
 		_ = rt.Close(context.WithoutCancel(ctx))
-	}()
+	})
 	return nil
 }
 

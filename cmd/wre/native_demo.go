@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"sync"
 
 	"k8s.io/client-go/dynamic"
 
@@ -21,7 +22,7 @@ func init() {
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&nativeDemo, "native-demo", false, "run the built-in native reconciler of demo.wre.dev/v1 Widgets (development and tests)")
 		},
-		setup: func(ctx context.Context, mgr *manager.Manager) error {
+		setup: func(ctx context.Context, mgr *manager.Manager, _ *sync.WaitGroup) error {
 			if !nativeDemo {
 				return nil
 			}

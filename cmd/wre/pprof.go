@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 
 	"github.com/wre-dev/wre/engine/manager"
 )
@@ -21,7 +22,7 @@ func init() {
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&servePprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the metrics address (for investigations)")
 		},
-		setup: func(_ context.Context, mgr *manager.Manager) error {
+		setup: func(_ context.Context, mgr *manager.Manager, _ *sync.WaitGroup) error {
 			if !servePprof {
 				return nil
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -43,10 +44,13 @@ type runFlags struct {
 
 // runExtension plugs a feature into `wre run` from a file of its own: flags
 // adds its flags, setup adds its controllers (or anything else) to the manager
-// before it starts. The native demo (native_demo.go) is one.
+// before it starts. Work setup starts in the background must end when ctx is
+// done and be counted in background: `wre run` waits for it after the manager
+// has stopped, so nothing outlives the command. The native demo
+// (native_demo.go) is one.
 type runExtension struct {
 	flags func(fs *flag.FlagSet)
-	setup func(ctx context.Context, mgr *manager.Manager) error
+	setup func(ctx context.Context, mgr *manager.Manager, background *sync.WaitGroup) error
 }
 
 var runExtensions []runExtension
@@ -140,8 +144,12 @@ func run(ctx context.Context, f runFlags, log logr.Logger) error {
 		return err
 	}
 	ctx = logr.NewContext(ctx, log) // extensions log with the engine's logger
+	var background sync.WaitGroup
+	defer background.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the background work, also when setup fails
 	for _, e := range runExtensions {
-		if err := e.setup(ctx, mgr); err != nil {
+		if err := e.setup(ctx, mgr, &background); err != nil {
 			return err
 		}
 	}
