@@ -92,6 +92,19 @@ func (l *reconcileLog) sink(obj string) {
 	l.lines = append(l.lines, logLine{m.Object, what, version})
 }
 
+// began returns how many reconciles version has begun.
+func (l *reconcileLog) began(version string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if line.what == "begin" && line.version == version {
+			n++
+		}
+	}
+	return n
+}
+
 // overlaps returns, for every object, the reconciles that began while another
 // of the same object was running.
 func (l *reconcileLog) overlaps() (overlaps []string, reconciles map[string]int) {
@@ -171,9 +184,17 @@ func TestHotReloadUnderLoad(t *testing.T) {
 			}
 		}
 	}()
+	// Each version serves some of the stream before the next is applied, so
+	// every swap happens under load however fast the compilation cache is.
+	serving := func(v string) {
+		t.Helper()
+		require.Eventually(t, func() bool { return log.began(v) >= 10 }, 2*time.Minute, 10*time.Millisecond, "%s reconciles", v)
+	}
+	serving("v1")
 	t.Logf("v2 swapped in under load in %s", apply("v2"))
+	serving("v2")
 	t.Logf("v3 swapped in under load in %s", apply("v3"))
-	time.Sleep(500 * time.Millisecond)
+	serving("v3")
 	close(stop)
 	total := <-created
 	t.Logf("%d widgets created during the swaps", total)
