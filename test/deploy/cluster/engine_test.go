@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +31,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/wre-dev/wre/engine/registry"
 	"github.com/wre-dev/wre/test/controlplane"
 	"github.com/wre-dev/wre/test/deploy"
 	"github.com/wre-dev/wre/test/enginetest"
@@ -132,31 +132,17 @@ func startEngine(t *testing.T, bin string, d *appsv1.Deployment) *engine {
 	return e
 }
 
-// modules returns GET /modules.
-func (e *engine) modules(ctx context.Context) (map[string]moduleStatus, error) {
-	body, err := get200(ctx, "http://"+e.metrics+"/modules")
+// modules returns GET /modules by module name.
+func (e *engine) modules(ctx context.Context) (map[string]registry.Status, error) {
+	list, err := registry.FetchStatuses(ctx, "http://"+e.metrics+"/modules")
 	if err != nil {
 		return nil, err
 	}
-	var list []moduleStatus
-	if err := json.Unmarshal(body, &list); err != nil {
-		return nil, fmt.Errorf("GET /modules: %w: %s", err, body)
-	}
-	out := map[string]moduleStatus{}
+	out := map[string]registry.Status{}
 	for _, s := range list {
 		out[s.Name] = s
 	}
 	return out, nil
-}
-
-// moduleStatus is an entry of GET /modules (engine/registry.Status).
-type moduleStatus struct {
-	Name       string `json:"name"`
-	Digest     string `json:"digest"`
-	State      string `json:"state"`
-	LastError  string `json:"lastError"`
-	Instances  int    `json:"instances"`
-	Reconciles int64  `json:"reconciles"`
 }
 
 // scrape returns the engine's /metrics, raw and parsed.
