@@ -22,13 +22,31 @@ type protoMessage interface {
 }
 
 // codec converts objects between their wire form (docs/abi.md §3.6) and the
-// forms the cache and the dynamic client use. Built-in types are the kinds the
-// client-go scheme knows.
+// forms the cache and the dynamic client use. Built-in types are the external
+// kinds the client-go scheme knows.
 type codec struct{ scheme *runtime.Scheme }
 
 var defaultCodec = codec{scheme: clientscheme.Scheme}
 
-func (c codec) builtin(gvk schema.GroupVersionKind) bool { return c.scheme.Recognizes(gvk) }
+// builtin reports whether gvk travels as protobuf. The scheme also recognizes
+// internal versions ("<group>/__internal", e.g. WatchEvent), which have no
+// generated Marshal and never appear on the wire.
+func (c codec) builtin(gvk schema.GroupVersionKind) bool {
+	return gvk.Version != runtime.APIVersionInternal && c.scheme.Recognizes(gvk)
+}
+
+// newTyped returns a new generated k8s.io/api object of gvk, or 415 when gvk
+// has none with generated protobuf code.
+func (c codec) newTyped(gvk schema.GroupVersionKind) (runtime.Object, protoMessage, error) {
+	if c.builtin(gvk) {
+		if obj, err := c.scheme.New(gvk); err == nil {
+			if pm, ok := obj.(protoMessage); ok {
+				return obj, pm, nil
+			}
+		}
+	}
+	return nil, nil, unsupportedMediaType(fmt.Sprintf("%s for %s", abi.ContentTypeProtobuf, gvk))
+}
 
 // encode turns obj (typed or unstructured) into the wire form accept asks for;
 // an empty accept picks protobuf for built-in types and JSON otherwise.
@@ -73,17 +91,17 @@ func (c codec) typed(obj runtime.Object, gvk schema.GroupVersionKind) (protoMess
 		return pm, nil
 	}
 	u, ok := obj.(*unstructured.Unstructured)
-	if !ok || !c.builtin(gvk) {
+	if !ok {
 		return nil, unsupportedMediaType(fmt.Sprintf("%s for %s", abi.ContentTypeProtobuf, gvk))
 	}
-	typed, err := c.scheme.New(gvk)
+	typed, pm, err := c.newTyped(gvk)
 	if err != nil {
 		return nil, err
 	}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, typed); err != nil {
 		return nil, err
 	}
-	return typed.(protoMessage), nil
+	return pm, nil
 }
 
 // decode turns a wire body into an unstructured object of gvk. A JSON body
@@ -99,14 +117,11 @@ func (c codec) decode(contentType string, data []byte, gvk schema.GroupVersionKi
 			return nil, apierrors.NewBadRequest("body is not a JSON object")
 		}
 	case abi.ContentTypeProtobuf:
-		if !c.builtin(gvk) {
-			return nil, unsupportedMediaType(fmt.Sprintf("%s for %s", contentType, gvk))
-		}
-		typed, err := c.scheme.New(gvk)
+		typed, pm, err := c.newTyped(gvk)
 		if err != nil {
 			return nil, err
 		}
-		if err := typed.(protoMessage).Unmarshal(data); err != nil {
+		if err := pm.Unmarshal(data); err != nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("decode protobuf %s: %v", gvk.Kind, err))
 		}
 		if m, err = runtime.DefaultUnstructuredConverter.ToUnstructured(typed); err != nil {

@@ -50,6 +50,8 @@ func FuzzHandle(f *testing.F) {
 		PatchType: abi.PatchMerge, Body: []byte(`{"data":{"k":"v"}}`)}).Marshal())
 	f.Add(uint32(abi.OpEvent), (&abi.Request{EventType: "Normal", EventReason: "R"}).Marshal())
 	f.Add(uint32(abi.OpList), []byte{1, 0, 200, 0, 0, 0})
+	f.Add(uint32(abi.OpCreate), (&abi.Request{Group: "apps", Version: "__internal", Resource: "watchevents", Kind: "WatchEvent", Namespace: "ns",
+		ContentType: abi.ContentTypeProtobuf, Body: []byte{0x0a, 0x01, 'x'}}).Marshal())
 	m := fuzzModule(f)
 	st := &callState{m: m, reconciling: true, ns: "ns", name: "a", log: m.log}
 	f.Fuzz(func(t *testing.T, op uint32, b []byte) {
@@ -74,14 +76,21 @@ func FuzzHandle(f *testing.F) {
 	})
 }
 
-// FuzzDecodeBody checks that object bodies from guests never panic the codec
-// and that what decodes names the requested kind.
+// FuzzDecodeBody checks that object bodies from guests never panic the codec,
+// whatever group/version/kind the request names (internal versions such as
+// "apps/__internal" WatchEvent included, which the scheme recognizes but which
+// have no protobuf code), and that what decodes names the requested kind.
 func FuzzDecodeBody(f *testing.F) {
-	f.Add(true, []byte{0x0a, 0x03, 0x0a, 0x01, 'c'})
-	f.Add(false, []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}`))
-	f.Add(false, []byte(`null`))
-	gvk := schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}
-	f.Fuzz(func(t *testing.T, proto bool, b []byte) {
+	f.Add("", "v1", "ConfigMap", true, []byte{0x0a, 0x03, 0x0a, 0x01, 'c'})
+	f.Add("", "v1", "ConfigMap", false, []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}`))
+	f.Add("", "v1", "ConfigMap", false, []byte(`null`))
+	f.Add("apps", "v1", "Deployment", true, []byte{0x0a, 0x03, 0x0a, 0x01, 'd'})
+	f.Add("apps", "__internal", "WatchEvent", true, []byte{0x0a, 0x01, 'x'})
+	f.Add("", "__internal", "WatchEvent", false, []byte(`{"type":"ADDED"}`))
+	f.Add("", "v1", "WatchEvent", true, []byte{0x0a, 0x01, 'x'})
+	f.Add("example.com", "v1", "Widget", false, []byte(`{"spec":{}}`))
+	f.Fuzz(func(t *testing.T, group, version, kind string, proto bool, b []byte) {
+		gvk := schema.GroupVersionKind{Group: group, Version: version, Kind: kind}
 		ct := abi.ContentTypeJSON
 		if proto {
 			ct = abi.ContentTypeProtobuf
@@ -91,7 +100,7 @@ func FuzzDecodeBody(f *testing.F) {
 			return
 		}
 		if u.GroupVersionKind() != gvk {
-			t.Fatalf("decoded %s", u.GroupVersionKind())
+			t.Fatalf("decoded %s, want %s", u.GroupVersionKind(), gvk)
 		}
 		if _, _, err := defaultCodec.encode(u, gvk, ""); err != nil && proto {
 			t.Fatalf("re-encode: %v", err)
