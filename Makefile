@@ -7,6 +7,8 @@ STATICCHECK_VERSION := v0.8.2
 BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
 # Go modules nested in this repository besides the root and the control plane tools.
 SUBMODULES := $(sort $(patsubst ./%/go.mod,%,$(shell find . -name go.mod -not -path ./go.mod -not -path './test/tools/*' -not -path './.git/*' -not -path '*/testdata/*')))
+# The only modules guest-sdk/go.mod may require directly (make check).
+GUEST_SDK_DEPS := k8s.io/api k8s.io/apimachinery github.com/go-logr/logr
 # Example reconciler modules (each its own Go module compiled to wasm).
 WASM_MODULES := $(patsubst %/go.mod,%,$(wildcard modules/*/go.mod))
 TEST_FLAGS ?= -race -timeout 40m
@@ -21,7 +23,7 @@ test: check controlplane tools image-binary unit-and-integration submodule-tests
 	@echo "make test: all suites passed"
 
 .PHONY: check
-check: ## go vet and gofmt on every Go module of the repository
+check: guest-sdk-deps ## go vet and gofmt on every Go module of the repository
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
@@ -29,6 +31,14 @@ check: ## go vet and gofmt on every Go module of the repository
 	@# Guest code also compiles for wasm, where the SDK's exports live.
 	cd guest-sdk && GOOS=wasip1 GOARCH=wasm $(GO) vet ./wre ./client ./internal/...
 	@set -e; for m in $(WASM_MODULES); do echo "go vet wasip1 ($$m)"; (cd $$m && GOOS=wasip1 GOARCH=wasm $(GO) vet .); done
+
+.PHONY: guest-sdk-deps
+guest-sdk-deps: ## guest-sdk/go.mod requires directly only k8s.io/api, k8s.io/apimachinery and logr
+	@# Every module compiled to wasm links the SDK and whatever it requires.
+	@direct=$$(cd guest-sdk && $(GO) list -m -f '{{if not (or .Main .Indirect)}}{{.Path}}{{end}}' all) || exit 1; \
+	  extra=$$(grep -vxF $(addprefix -e ,$(GUEST_SDK_DEPS)) <<<"$$direct"); \
+	  if [ -n "$$extra" ]; then echo "guest-sdk/go.mod requires directly:" $$extra; \
+	  echo "the guest SDK may require directly only $(GUEST_SDK_DEPS) (issue #4): replace the dependency with local code, then go mod tidy"; exit 1; fi
 
 .PHONY: unit-and-integration
 unit-and-integration: ## go test -race on the root module (integration suites start a local control plane)

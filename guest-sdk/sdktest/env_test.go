@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 
 	"github.com/wre-dev/wre/guest-sdk/abi"
 	"github.com/wre-dev/wre/guest-sdk/client"
@@ -58,6 +57,9 @@ func runInReconcile(t *testing.T, objs []client.Object, fault func(*sdktest.Env)
 }
 
 var key = types.NamespacedName{Namespace: "ns", Name: "a"}
+
+// to returns a pointer to v; the SDK's module needs no k8s.io/utils for it.
+func to[T any](v T) *T { return &v }
 
 func configMap(name string, data map[string]string, lbls map[string]string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Labels: lbls}, Data: data}
@@ -108,7 +110,7 @@ func TestClientErrors(t *testing.T) {
 			name: "delete with wrong UID precondition is Conflict",
 			objs: []client.Object{configMap("a", nil, nil)},
 			do: func(ctx context.Context, c client.Client) error {
-				return c.Delete(ctx, configMap("a", nil, nil), client.Preconditions{UID: ptr.To(types.UID("other"))})
+				return c.Delete(ctx, configMap("a", nil, nil), client.Preconditions{UID: to(types.UID("other"))})
 			},
 			is: apierrors.IsConflict,
 		},
@@ -291,7 +293,7 @@ func TestReadWrite(t *testing.T) {
 			do: func(ctx context.Context, c client.Client) error {
 				d := &appsv1.Deployment{
 					ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a"},
-					Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Template: corev1.PodTemplateSpec{
+					Spec: appsv1.DeploymentSpec{Replicas: to[int32](2), Template: corev1.PodTemplateSpec{
 						Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "img:1"}}}}},
 				}
 				if err := c.Patch(ctx, d, client.Apply, client.ForceOwnership); err != nil {
