@@ -6,17 +6,16 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/google/uuid"
-	coordinationv1 "k8s.io/api/coordination/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/clock"
 )
 
 // Defaults of Options, those of controller-runtime and kube-controller-manager.
@@ -58,9 +57,10 @@ type Options struct {
 
 // Elector campaigns for one Lease.
 type Elector struct {
-	opts  Options
-	lock  resourcelock.Interface
-	watch kubernetes.Interface
+	opts   Options
+	lock   *keepableLock
+	client kubernetes.Interface
+	clock  clock.Clock
 }
 
 // New validates opts and returns an Elector; it does not contact the API server.
@@ -107,15 +107,24 @@ func New(opts Options) (*Elector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("leader election %q: %w", opts.LeaseName, err)
 	}
-	watch, err := kubernetes.NewForConfig(opts.Config)
+	client, err := kubernetes.NewForConfig(opts.Config)
 	if err != nil {
 		return nil, fmt.Errorf("leader election %q: %w", opts.LeaseName, err)
 	}
-	return &Elector{opts: opts, lock: lock, watch: watch}, nil
+	e := &Elector{opts: opts, lock: &keepableLock{Interface: lock}, client: client, clock: clock.RealClock{}}
+	e.lock.keep.Store(opts.KeepLeaseOnCancel)
+	return e, nil
 }
 
 // Identity returns the identity this process writes into the Lease.
 func (e *Elector) Identity() string { return e.opts.Identity }
+
+// KeepLease makes Run keep a held lease when its context is done instead of
+// releasing it, as KeepLeaseOnCancel does: standbys then wait until it expires,
+// LeaseDuration after its last renewal. Call it before cancelling Run's context
+// when work that the lease guards may still be running, and exit the process
+// soon after so that the work ends before the lease does.
+func (e *Elector) KeepLease() { e.lock.keep.Store(true) }
 
 // Run campaigns until ctx is done or the lease is lost. While this process
 // leads, lead runs with a context that is cancelled when leadership ends; Run
@@ -124,7 +133,7 @@ func (e *Elector) Identity() string { return e.opts.Identity }
 func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error {
 	log := e.opts.Logger.WithValues("lease", e.opts.Namespace+"/"+e.opts.LeaseName, "identity", e.opts.Identity)
 	ctx = logr.NewContext(ctx, log) // client-go logs through klog.FromContext
-	w := e.watchRelease(ctx)
+	w := e.watchLease(ctx, log)
 	defer w.stop()
 	for {
 		a := &attempt{}
@@ -132,12 +141,13 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error
 		actx, a.cancel = context.WithCancel(ctx)
 		w.current(a)
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-			Lock:            e.lock,
-			Name:            e.opts.LeaseName,
-			LeaseDuration:   e.opts.LeaseDuration,
-			RenewDeadline:   e.opts.RenewDeadline,
-			RetryPeriod:     e.opts.RetryPeriod,
-			ReleaseOnCancel: !e.opts.KeepLeaseOnCancel,
+			Lock:          e.lock,
+			Name:          e.opts.LeaseName,
+			LeaseDuration: e.opts.LeaseDuration,
+			RenewDeadline: e.opts.RenewDeadline,
+			RetryPeriod:   e.opts.RetryPeriod,
+			// The lock skips the release once KeepLease was called.
+			ReleaseOnCancel: true,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(lctx context.Context) {
 					if a.lead() {
@@ -157,7 +167,7 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error
 		switch {
 		case a.leading():
 			if ctx.Err() != nil {
-				log.Info("Stopped leading, lease released", "released", !e.opts.KeepLeaseOnCancel)
+				log.Info("Stopped leading", "released", !e.lock.keep.Load())
 				return nil
 			}
 			log.Info("Lost lease")
@@ -165,17 +175,33 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) error
 		case ctx.Err() != nil:
 			return nil
 		default:
-			log.V(1).Info("Lease released by its holder, campaigning at once")
+			log.V(1).Info("Campaigning at once", "reason", a.reason())
 		}
 	}
 }
 
+// keepableLock is the lock client-go writes through. Once keep is set it skips
+// client-go's release, the one Update without a holder, so the lease stays
+// held until it expires.
+type keepableLock struct {
+	resourcelock.Interface
+	keep atomic.Bool
+}
+
+func (l *keepableLock) Update(ctx context.Context, r resourcelock.LeaderElectionRecord) error {
+	if r.HolderIdentity == "" && l.keep.Load() {
+		return nil
+	}
+	return l.Interface.Update(ctx, r)
+}
+
 // attempt is one run of client-go's elector. A standby attempt is restarted
-// when the lease is released; once it leads it is never restarted.
+// when the lease is released or this process took it over; once it leads it is
+// never restarted.
 type attempt struct {
 	mu        sync.Mutex
 	led       bool
-	restarted bool
+	restarted string // why, when restarted
 	cancel    context.CancelFunc
 }
 
@@ -184,7 +210,7 @@ type attempt struct {
 func (a *attempt) lead() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.led = !a.restarted
+	a.led = a.restarted == ""
 	return a.led
 }
 
@@ -194,70 +220,18 @@ func (a *attempt) leading() bool {
 	return a.led
 }
 
-// restart cancels a standby attempt; it does nothing to a leading one.
-func (a *attempt) restart() {
+func (a *attempt) reason() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.led && !a.restarted {
-		a.restarted = true
+	return a.restarted
+}
+
+// restart cancels a standby attempt; it does nothing to a leading one.
+func (a *attempt) restart(why string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.led && a.restarted == "" {
+		a.restarted = why
 		a.cancel()
 	}
-}
-
-// releaseWatch watches the Lease for the whole of Run and restarts the
-// current standby attempt when the lease is released (no holder), so this
-// standby campaigns at once instead of on its next retry tick.
-type releaseWatch struct {
-	mu      sync.Mutex
-	attempt *attempt
-	stop    func()
-}
-
-// current makes a the attempt a release restarts.
-func (w *releaseWatch) current(a *attempt) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.attempt = a
-}
-
-func (w *releaseWatch) released() {
-	w.mu.Lock()
-	a := w.attempt
-	w.mu.Unlock()
-	if a != nil {
-		a.restart()
-	}
-}
-
-// watchRelease starts the Lease watch and waits until its first list is in,
-// at most one retry period, so a release after that is seen as an update. A
-// release before it shows in the list, and the first attempt acquires the free
-// lease at once. If the watch cannot sync (say RBAC forbids it) the election
-// still runs, on retry ticks alone.
-func (e *Elector) watchRelease(ctx context.Context) *releaseWatch {
-	w := &releaseWatch{}
-	lw := cache.NewListWatchFromClient(e.watch.CoordinationV1().RESTClient(), "leases", e.opts.Namespace,
-		fields.OneTermEqualSelector("metadata.name", e.opts.LeaseName))
-	_, informer := cache.NewInformerWithOptions(cache.InformerOptions{
-		ListerWatcher: lw,
-		ObjectType:    &coordinationv1.Lease{},
-		Handler: cache.ResourceEventHandlerFuncs{
-			UpdateFunc: func(_, obj any) {
-				if l, ok := obj.(*coordinationv1.Lease); ok && (l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "") {
-					w.released()
-				}
-			},
-		},
-	})
-	wctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { informer.RunWithContext(wctx) })
-	w.stop = func() {
-		cancel()
-		wg.Wait()
-	}
-	syncCtx, syncDone := context.WithTimeout(ctx, e.opts.RetryPeriod)
-	defer syncDone()
-	cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced)
-	return w
 }

@@ -9,9 +9,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"github.com/wre-dev/wre/engine/leader"
 	"github.com/wre-dev/wre/test/controlplane"
@@ -50,6 +52,7 @@ func TestNew(t *testing.T) {
 // candidate runs an Elector in the background.
 type candidate struct {
 	id      string
+	elector *leader.Elector
 	leading chan context.Context
 	cancel  context.CancelFunc
 	done    chan error
@@ -67,7 +70,7 @@ func campaign(t *testing.T, ns, id string, mutate func(*leader.Options)) *candid
 	e, err := leader.New(opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &candidate{id: id, leading: make(chan context.Context, 1), cancel: cancel, done: make(chan error, 1)}
+	c := &candidate{id: id, elector: e, leading: make(chan context.Context, 1), cancel: cancel, done: make(chan error, 1)}
 	go func() { c.done <- e.Run(ctx, func(lctx context.Context) { c.leading <- lctx }) }()
 	t.Cleanup(func() {
 		cancel()
@@ -116,14 +119,77 @@ func TestHandover(t *testing.T) {
 	assert.NoError(t, bCtx.Err())
 }
 
-func TestKeepLeaseOnCancel(t *testing.T) {
+func TestKeepLease(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*leader.Options)
+		keep   func(*candidate)
+	}{
+		{"KeepLeaseOnCancel", func(o *leader.Options) { o.KeepLeaseOnCancel = true }, func(*candidate) {}},
+		{"KeepLease", nil, func(c *candidate) { c.elector.KeepLease() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := controlplane.Namespace(t, cp)
+			a := campaign(t, ns, "a", tt.mutate)
+			<-a.leading
+			tt.keep(a)
+			a.cancel()
+			require.NoError(t, <-a.done)
+			a.done <- nil
+			assert.Equal(t, "a", holder(t, ns), "the lease is kept")
+		})
+	}
+}
+
+// TestTakeover plays a leader that renews the Lease and then dies without
+// releasing it; the standby retries only every 10 s or more, so only its
+// Lease watch can take over within the lease duration of the dead leader.
+func TestTakeover(t *testing.T) {
 	ns := controlplane.Namespace(t, cp)
-	a := campaign(t, ns, "a", func(o *leader.Options) { o.KeepLeaseOnCancel = true })
-	<-a.leading
-	a.cancel()
-	require.NoError(t, <-a.done)
-	a.done <- nil
-	assert.Equal(t, "a", holder(t, ns), "the lease is kept")
+	leases := kubernetes.NewForConfigOrDie(cp.Config()).CoordinationV1().Leases(ns)
+	const ghostDuration = 2 * time.Second
+	renew := func(l *coordinationv1.Lease) *coordinationv1.Lease {
+		l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+		l, err := leases.Update(t.Context(), l, metav1.UpdateOptions{})
+		require.NoError(t, err)
+		return l
+	}
+	now := metav1.NowMicro()
+	ghost, err := leases.Create(t.Context(), &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: "test"},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity: ptr.To("ghost"), LeaseDurationSeconds: ptr.To(int32(ghostDuration / time.Second)),
+			AcquireTime: &now, RenewTime: &now, LeaseTransitions: ptr.To[int32](3),
+		},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	b := campaign(t, ns, "b", func(o *leader.Options) {
+		o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = time.Minute, 30*time.Second, 10*time.Second
+	})
+	// While the ghost renews, its lease never expires.
+	for range 10 {
+		time.Sleep(ghostDuration / 4)
+		ghost = renew(ghost)
+	}
+	select {
+	case <-b.leading:
+		t.Fatal("b leads while the ghost renews")
+	default:
+	}
+	died := ghost.Spec.RenewTime.Time
+	bCtx := <-b.leading
+	takeover := time.Since(died)
+	t.Logf("takeover %s after the last renewal (lease duration %s, retry period 10s)", takeover, ghostDuration)
+	assert.GreaterOrEqual(t, takeover, ghostDuration, "not before the lease expired")
+	assert.Less(t, takeover, ghostDuration+2*time.Second, "at expiry, not at a retry tick")
+	assert.NoError(t, bCtx.Err())
+	l, err := leases.Get(t.Context(), "test", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "b", *l.Spec.HolderIdentity)
+	assert.Equal(t, int32(4), *l.Spec.LeaseTransitions)
+	assert.Equal(t, int32(60), *l.Spec.LeaseDurationSeconds)
 }
 
 func TestLost(t *testing.T) {
