@@ -60,6 +60,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	for _, rs := range []ReconcileResponse{
 		{}, {RequeueAfterNanos: 5e9}, {Failed: true}, {Failed: true, Error: "boom"}, {Failed: true, Error: "x", Terminal: true},
+		{Failed: true, Error: "panic: x", Panicked: true},
 	} {
 		var got ReconcileResponse
 		if err := got.Unmarshal(rs.Marshal()); err != nil || got != rs {
@@ -72,6 +73,14 @@ func TestTerminalWithoutErrorFails(t *testing.T) {
 	b := appendBool(nil, TagTerminal, true)
 	var got ReconcileResponse
 	if err := got.Unmarshal(b); err != nil || !got.Failed || !got.Terminal {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+}
+
+func TestPanickedWithoutErrorFails(t *testing.T) {
+	b := appendBool(nil, TagPanicked, true)
+	var got ReconcileResponse
+	if err := got.Unmarshal(b); err != nil || !got.Failed || !got.Panicked {
 		t.Fatalf("got %+v, %v", got, err)
 	}
 }
@@ -119,6 +128,7 @@ func TestMalformed(t *testing.T) {
 		"code out of range":       {appendUint64(nil, TagCode, 1<<40), new(Response).Unmarshal},
 		"requeue of 4 bytes":      {append(lenField(TagRequeueAfter, 4), 0, 0, 0, 0), new(ReconcileResponse).Unmarshal},
 		"terminal not a bool":     {append(lenField(TagTerminal, 1), 7), new(ReconcileResponse).Unmarshal},
+		"panicked not a bool":     {append(lenField(TagPanicked, 2), 1, 0), new(ReconcileResponse).Unmarshal},
 		"response header trailer": {append(appendUint64(nil, TagCode, 200), 9), new(Response).Unmarshal},
 	}
 	for name, c := range cases {

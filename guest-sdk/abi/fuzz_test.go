@@ -59,6 +59,7 @@ func FuzzResponse(f *testing.F) {
 
 func FuzzReconcileResponse(f *testing.F) {
 	f.Add((&ReconcileResponse{RequeueAfterNanos: 1, Failed: true, Error: "e", Terminal: true}).Marshal())
+	f.Add((&ReconcileResponse{Failed: true, Error: "panic: e", Panicked: true}).Marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m, again ReconcileResponse
 		if m.Unmarshal(b) != nil {

@@ -53,6 +53,11 @@ type ReconcileResponse struct {
 	// Terminal marks the failure as not worth retrying (tag 3, bool). A terminal
 	// response without tag 2 still counts as failed.
 	Terminal bool
+	// Panicked reports that the guest recovered a panic (tag 4, bool): the host
+	// treats the reconcile like a trap with reason "panic" and discards the
+	// instance, whose state the panic may have left inconsistent. Error holds
+	// the panic value and stack. It implies Failed; Terminal is then ignored.
+	Panicked bool
 }
 
 // Tags of ReconcileResponse.
@@ -60,16 +65,18 @@ const (
 	TagRequeueAfter uint16 = 1
 	TagError        uint16 = 2
 	TagTerminal     uint16 = 3
+	TagPanicked     uint16 = 4
 )
 
 // Marshal encodes m.
 func (m *ReconcileResponse) Marshal() []byte {
 	var b []byte
 	b = appendUint64(b, TagRequeueAfter, uint64(m.RequeueAfterNanos))
-	if m.Failed || m.Terminal || m.Error != "" {
+	if m.Failed || m.Terminal || m.Panicked || m.Error != "" {
 		b = appendBytes(b, TagError, []byte(m.Error))
 	}
-	return appendBool(b, TagTerminal, m.Terminal)
+	b = appendBool(b, TagTerminal, m.Terminal)
+	return appendBool(b, TagPanicked, m.Panicked)
 }
 
 // Unmarshal decodes b into m, replacing its contents.
@@ -83,10 +90,12 @@ func (m *ReconcileResponse) Unmarshal(b []byte) error {
 			m.Failed, m.Error = true, string(val)
 		case TagTerminal:
 			m.Terminal, err = decodeBool(tag, val)
+		case TagPanicked:
+			m.Panicked, err = decodeBool(tag, val)
 		}
 		return err
 	})
-	if m.Terminal {
+	if m.Terminal || m.Panicked {
 		m.Failed = true
 	}
 	return err

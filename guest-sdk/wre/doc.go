@@ -21,8 +21,11 @@
 //     several instances for concurrency.
 //   - An error wins over a Result: the response carries either RequeueAfter or
 //     the error, never both. TerminalError marks an error the host must not retry.
-//   - A panic in Setup or Reconcile is recovered and reported as a failed
-//     reconcile with the panic value, so the host backs off instead of trapping.
+//   - A panic in Setup or Reconcile is recovered and reported to the host as a
+//     panic (docs/abi.md §3.3, ReconcileResponse tag 4) with its value and
+//     stack: the reconcile fails and is retried with backoff, and the host
+//     discards the instance, counts wre_guest_traps_total{reason="panic"} and
+//     records a ReconcileTrapped event, as for a trap.
 //   - Buffers handed to the host come from wre_alloc and stay alive until the
 //     host calls wre_free; buffers the host hands over are released after use.
 package wre

@@ -164,16 +164,28 @@ func (i *Instance) Reconcile(raw []byte) []byte {
 	return (&abi.ReconcileResponse{RequeueAfterNanos: int64(max(res.RequeueAfter, 0) / time.Nanosecond)}).Marshal()
 }
 
-// failure encodes a failed reconcile.
+// failure encodes a failed reconcile. A recovered panic is flagged (docs/abi.md
+// §3.3) so that the host discards this instance, counts a trap and records an
+// event, as it would for a panic the guest had not recovered.
 func failure(err error) []byte {
-	return (&abi.ReconcileResponse{Failed: true, Error: err.Error(), Terminal: IsTerminal(err)}).Marshal()
+	var p *panicError
+	panicked := errors.As(err, &p)
+	return (&abi.ReconcileResponse{Failed: true, Error: err.Error(), Terminal: IsTerminal(err) && !panicked, Panicked: panicked}).Marshal()
 }
 
-// protect runs fn and turns a panic into an error.
+// panicError is a panic recovered by protect.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic: %v\n%s", e.value, e.stack) }
+
+// protect runs fn and turns a panic into a *panicError.
 func protect(fn func() error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+			err = &panicError{value: v, stack: debug.Stack()}
 		}
 	}()
 	return fn()

@@ -103,8 +103,19 @@ func TestReconcileResponses(t *testing.T) {
 			name:    "setup panic",
 			setup:   func(*Host) (Reconciler, error) { panic("at setup") },
 			raw:     request("ns", "n", "x"),
-			want:    abi.ReconcileResponse{Failed: true},
-			errPart: "panic: at setup",
+			want:    abi.ReconcileResponse{Failed: true, Panicked: true},
+			errPart: "setup: panic: at setup\ngoroutine ",
+		},
+		{
+			name: "reconcile panic is flagged, never terminal",
+			setup: func(*Host) (Reconciler, error) {
+				return Func(func(context.Context, Request) (Result, error) {
+					panic(TerminalError(errors.New("in reconcile")))
+				}), nil
+			},
+			raw:     request("ns", "n", "x"),
+			want:    abi.ReconcileResponse{Failed: true, Panicked: true},
+			errPart: "panic: terminal error: in reconcile\ngoroutine ",
 		},
 		{
 			name:    "malformed request",
