@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -9,7 +10,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/guest-sdk/abi"
@@ -206,4 +213,110 @@ func TestConcurrentReconcilesShareThePool(t *testing.T) {
 	}
 	assert.LessOrEqual(t, h.Module.Instances(), 2)
 	assert.GreaterOrEqual(t, h.Module.Instances(), 1)
+}
+
+// TestSDKRecoveredPanicIsATrap runs a guest built with the Go SDK whose
+// reconcile panics: the SDK recovers and reports the panic, and the host
+// treats it like a trap with reason panic.
+func TestSDKRecoveredPanicIsATrap(t *testing.T) {
+	h := wasmtest.New(t, wasmtest.Build(t, "testdata/guests/sdkpanic"), wasmtest.Options{})
+	_, err := h.Reconcile(t.Context(), "ns", "ok")
+	require.NoError(t, err)
+	require.Equal(t, 1, h.Module.Instances())
+
+	_, err = h.Reconcile(t.Context(), "ns", "panic")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `module "test": reconcile ns/panic: panic (panic: boom in ns/panic): recovered by the guest: panic: boom in ns/panic`)
+	assert.Contains(t, err.Error(), "goroutine ", "the stack is kept")
+	assert.False(t, reconcile.IsTerminal(err), "backoff must apply")
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.Metrics.GuestTraps.WithLabelValues("test", host.TrapPanic)))
+	assert.Equal(t, 0, h.Module.Instances(), "the instance is discarded")
+	assert.Equal(t, 0.0, testutil.ToFloat64(h.Metrics.Instances.WithLabelValues("test")))
+	events := h.Events()
+	require.Len(t, events, 1)
+	assert.Contains(t, events[0], "Warning ReconcileTrapped module test: reconcile failed (panic), instance discarded: ")
+	assert.Contains(t, events[0], "(panic: boom in ns/panic)")
+	assert.NotContains(t, events[0], "goroutine ", "the event carries the first line only")
+
+	_, err = h.Reconcile(t.Context(), "ns", "ok")
+	require.NoError(t, err, "a new instance serves the next reconcile")
+}
+
+// TestEarlierPanicLineDoesNotLabelLaterTrap: a "panic: " line a guest printed
+// in an earlier, successful reconcile of the same instance does not make a
+// later trap a panic.
+func TestEarlierPanicLineDoesNotLabelLaterTrap(t *testing.T) {
+	h := run(t, script{Steps: []step{
+		{Print: "panic: not really", OnlyFor: "printer"},
+		{Exit: 3, OnlyFor: "exiter"},
+	}}, wasmtest.Options{})
+	_, err := h.Reconcile(t.Context(), "ns", "printer")
+	require.NoError(t, err)
+	require.Equal(t, 1, h.Module.Instances())
+	_, err = h.Reconcile(t.Context(), "ns", "exiter")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `reconcile ns/exiter: exit: `)
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.Metrics.GuestTraps.WithLabelValues("test", host.TrapExit)))
+	assert.Equal(t, 0.0, testutil.ToFloat64(h.Metrics.GuestTraps.WithLabelValues("test", host.TrapPanic)))
+}
+
+// hungClient answers every get by waiting for its context (or for release,
+// so that a failing test leaks nothing), as a request to a hung API server would.
+type hungClient struct {
+	dynamic.Interface
+	release chan struct{}
+}
+
+func (c hungClient) Resource(gvr schema.GroupVersionResource) dynamic.NamespaceableResourceInterface {
+	return hungResource{c.Interface.Resource(gvr), c.release}
+}
+
+type hungResource struct {
+	dynamic.NamespaceableResourceInterface
+	release chan struct{}
+}
+
+func (r hungResource) Namespace(string) dynamic.ResourceInterface { return r }
+
+func (r hungResource) Get(ctx context.Context, _ string, _ metav1.GetOptions, _ ...string) (*unstructured.Unstructured, error) {
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-r.release:
+		return nil, errors.New("released")
+	}
+}
+
+// TestTrapEventDoesNotWaitForAHungAPIServer: the read that gives a trap event
+// its object UID has a deadline of its own, so a hung API server does not
+// hold up the worker; the event is recorded without the UID.
+func TestTrapEventDoesNotWaitForAHungAPIServer(t *testing.T) {
+	ctx := context.WithoutCancel(t.Context())
+	rt, err := host.NewRuntime(ctx, host.RuntimeOptions{})
+	require.NoError(t, err)
+	defer rt.Close(ctx)
+	c, err := rt.Compile(ctx, "trap", wasmModule(true, nil, abiFuncs(abi.MarkerV1, unreachable)))
+	require.NoError(t, err)
+	defer c.Close(ctx)
+	client := hungClient{Interface: fakeClient(), release: make(chan struct{})}
+	defer close(client.release)
+	recorder := record.NewFakeRecorder(10)
+	m, err := rt.NewModule(ctx, c, host.ModuleOptions{Name: "trap", Client: client, Recorder: recorder, Primary: configMaps, PrimaryKind: "ConfigMap"})
+	require.NoError(t, err)
+	defer m.Close(ctx)
+	host.SetTrapEventTimeout(m, 100*time.Millisecond)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Reconcile(t.Context(), reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "obj"}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.ErrorContains(t, err, "unreachable")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reconcile waits for the hung API server")
+	}
+	require.Len(t, recorder.Events, 1)
+	assert.Contains(t, <-recorder.Events, "Warning ReconcileTrapped module trap: reconcile failed (trap)")
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -132,11 +133,25 @@ func read(mod api.Module, ptr, n uint32) ([]byte, bool) {
 	return mod.Memory().Read(ptr, n)
 }
 
+// beginReconcile tags the instance's output with the reconcile ID and forgets
+// what its runtime printed about a panic before, so that an earlier "panic: "
+// line does not label a later failure.
+func (inst *instance) beginReconcile(id string) {
+	for _, w := range []*lineWriter{inst.stdout, inst.stderr} {
+		w.reconcileID.Store(id)
+	}
+	inst.stderr.sawPanic.Store(false)
+	inst.stderr.panicLine.Store("")
+}
+
 // classify names why a guest call failed, for wre_guest_traps_total.
 func (inst *instance) classify(err error) string {
 	var exit *sys.ExitError
 	var proto *protocolError
+	var recovered *recoveredPanic
 	switch {
+	case errors.As(err, &recovered):
+		return TrapPanic
 	case errors.As(err, &proto):
 		return TrapProtocol
 	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded:
@@ -154,23 +169,40 @@ func (inst *instance) classify(err error) string {
 	}
 }
 
-// describe returns reason, followed by what the guest's runtime printed about
-// its panic or fatal error, if anything.
-func (inst *instance) describe(reason string) string {
-	if line, ok := inst.stderr.panicLine.Load().(string); ok {
+// describe returns reason, followed by the first line of the panic the guest
+// reported in err, or else what its runtime printed about its panic or fatal
+// error, if anything.
+func (inst *instance) describe(reason string, err error) string {
+	var recovered *recoveredPanic
+	if errors.As(err, &recovered) {
+		return reason + " (" + firstLine(recovered.msg) + ")"
+	}
+	if line := inst.panicLine(); line != "" {
 		return reason + " (" + line + ")"
 	}
 	return reason
 }
 
-// maxLogLine bounds one log line from the guest; longer text is cut.
+// panicLine returns the first "panic: " or "fatal error: " line the guest's
+// runtime printed to stderr in the current reconcile (or in _initialize).
+func (inst *instance) panicLine() string {
+	line, _ := inst.stderr.panicLine.Load().(string)
+	return line
+}
+
+// maxLogLine bounds one log line from the guest; longer text is cut, and a
+// cut stdout or stderr line ends with cutMarker.
 const maxLogLine = 64 << 10
+
+// cutMarker ends a stdout or stderr line that was cut at maxLogLine.
+const cutMarker = " …[cut]"
 
 // lineWriter turns a guest's stdout or stderr into log lines. wazero calls
 // Write on the goroutine running the guest, so only reconcileID, which the
 // pool sets, needs to be atomic.
 type lineWriter struct {
 	buf         []byte
+	cut         bool // the current line exceeded maxLogLine: drop the rest of it
 	emit        func(line string)
 	reconcileID atomic.Value // string
 	sawPanic    atomic.Bool  // the Go runtime printed "panic: " or "fatal error: "
@@ -181,15 +213,18 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
+		line := p
+		if i >= 0 {
+			line = p[:i]
+		}
+		room := maxLogLine - len(w.buf)
+		if len(line) > room {
+			line, w.cut = line[:room], true
+		}
+		w.buf = append(w.buf, line...)
 		if i < 0 {
-			room := maxLogLine - len(w.buf)
-			w.buf = append(w.buf, p[:min(len(p), room)]...)
-			if len(w.buf) >= maxLogLine {
-				w.Flush()
-			}
 			break
 		}
-		w.buf = append(w.buf, p[:min(i, max(0, maxLogLine-len(w.buf)))]...)
 		w.Flush()
 		p = p[i+1:]
 	}
@@ -198,7 +233,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 
 // Flush emits a pending partial line.
 func (w *lineWriter) Flush() {
-	if len(w.buf) == 0 {
+	if len(w.buf) == 0 && !w.cut {
 		return
 	}
 	if bytes.HasPrefix(w.buf, []byte("panic: ")) || bytes.HasPrefix(w.buf, []byte("fatal error: ")) {
@@ -206,6 +241,10 @@ func (w *lineWriter) Flush() {
 			w.panicLine.Store(string(w.buf))
 		}
 	}
-	w.emit(string(w.buf))
-	w.buf = w.buf[:0]
+	line := string(w.buf)
+	if w.cut {
+		line = strings.ToValidUTF8(line, "") + cutMarker
+	}
+	w.emit(line)
+	w.buf, w.cut = w.buf[:0], false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,6 +89,8 @@ type Module struct {
 	opts     ModuleOptions
 	log      logr.Logger
 	slots    chan struct{} // one token per instance that may exist
+	// trapEventTimeout is recordTrapTimeout; tests shorten it.
+	trapEventTimeout time.Duration
 
 	mu     sync.Mutex
 	idle   []*instance // most recently used last
@@ -110,9 +113,10 @@ func (rt *Runtime) NewModule(ctx context.Context, compiled *CompiledModule, opts
 	}
 	m := &Module{
 		rt: rt, compiled: compiled, opts: opts,
-		log:   rt.opts.Logger.WithValues("module", opts.Name),
-		slots: make(chan struct{}, opts.Concurrency),
-		stop:  make(chan struct{}), done: make(chan struct{}),
+		log:              rt.opts.Logger.WithValues("module", opts.Name),
+		slots:            make(chan struct{}, opts.Concurrency),
+		trapEventTimeout: recordTrapTimeout,
+		stop:             make(chan struct{}), done: make(chan struct{}),
 	}
 	rt.opts.Metrics.initModule(opts.Name)
 	go m.reapIdle()
@@ -163,13 +167,19 @@ func (o *ModuleOptions) defaults() error {
 // Name returns the module's name.
 func (m *Module) Name() string { return m.opts.Name }
 
-// Reconcile runs wre_reconcile in an instance. A trap, panic, timeout, memory
-// exhaustion or ABI violation fails only this reconcile: the instance is
-// discarded, wre_guest_traps_total counts the reason and a Warning event is
-// recorded on the object.
+// Reconcile runs wre_reconcile in an instance. A trap, panic (unrecovered, or
+// recovered and reported by the guest), timeout, memory exhaustion, ABI
+// violation or failed instance creation fails only this reconcile: the
+// instance is discarded, wre_guest_traps_total counts the reason and a Warning
+// event is recorded on the object.
 func (m *Module) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	inst, err := m.acquire(ctx)
 	if err != nil {
+		var ie *initError
+		if errors.As(err, &ie) {
+			err = fmt.Errorf("module %q: reconcile %s: %s: %w", m.opts.Name, req, ie.describe(), ie.err)
+			m.recordTrap(ctx, req, TrapInit, err)
+		}
 		return reconcile.Result{}, err
 	}
 	// The timeout starts once an instance is ready: creating one has its own.
@@ -180,15 +190,17 @@ func (m *Module) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		log: m.log.WithValues("reconcileID", id, "object", req.String())}
 	ctx = context.WithValue(ctx, callKey{}, st)
 	st.inst = inst
-	inst.stdout.reconcileID.Store(id)
-	inst.stderr.reconcileID.Store(id)
+	inst.beginReconcile(id)
 	res, err := callGuest(m, ctx, inst, func() (abi.ReconcileResponse, error) { return m.run(ctx, inst, req, id) })
+	if err == nil && res.Panicked {
+		err = &recoveredPanic{msg: bound(res.Error, maxPanicText)}
+	}
 	if err != nil {
 		reason := inst.classify(err)
 		m.rt.opts.Metrics.GuestTraps.WithLabelValues(m.opts.Name, reason).Inc()
 		m.release(ctx, inst, false)
-		err = fmt.Errorf("module %q: reconcile %s: %s: %w", m.opts.Name, req, inst.describe(reason), err)
-		m.recordTrap(context.WithoutCancel(ctx), req, reason, err)
+		err = fmt.Errorf("module %q: reconcile %s: %s: %w", m.opts.Name, req, inst.describe(reason, err), err)
+		m.recordTrap(ctx, req, reason, err)
 		return reconcile.Result{}, err
 	}
 	m.release(ctx, inst, true)
@@ -200,6 +212,25 @@ func (m *Module) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		return reconcile.Result{}, err
 	}
 	return reconcile.Result{RequeueAfter: time.Duration(max(res.RequeueAfterNanos, 0))}, nil
+}
+
+// maxPanicText bounds the panic message and stack a guest reports
+// (abi.ReconcileResponse.Panicked) in the reconcile error.
+const maxPanicText = 8 << 10
+
+// recoveredPanic is a panic the guest recovered and reported in its
+// ReconcileResponse (docs/abi.md §3.3).
+type recoveredPanic struct{ msg string }
+
+func (e *recoveredPanic) Error() string { return "recovered by the guest: " + e.msg }
+
+// bound cuts s to at most n bytes, saying so.
+func bound(s string, n int) string {
+	const marker = " …[cut]"
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n-len(marker)], "") + marker
 }
 
 // run passes the request to wre_reconcile and decodes its response. An error
@@ -242,9 +273,17 @@ func (m *Module) run(ctx context.Context, inst *instance, req reconcile.Request,
 	return res, nil
 }
 
+// recordTrapTimeout bounds the read of the reconciled object that gives a
+// trap's event its UID: the reconcile is over (possibly because its context
+// ended), and a hung API server must not hold up the worker.
+const recordTrapTimeout = 5 * time.Second
+
 // recordTrap records a Warning event on the reconciled object; without its
-// UID (object gone, or unreadable) the event still names it.
+// UID (object gone, unreadable, or not read within recordTrapTimeout) the
+// event still names it. It runs even when ctx has ended.
 func (m *Module) recordTrap(ctx context.Context, req reconcile.Request, reason string, err error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.trapEventTimeout)
+	defer cancel()
 	ref, getErr := m.objectRef(ctx, m.opts.Primary, m.opts.PrimaryKind, req.Namespace, req.Name, false)
 	if getErr != nil {
 		ref = &corev1.ObjectReference{
@@ -295,12 +334,37 @@ func (m *Module) acquire(ctx context.Context) (*instance, error) {
 	inst, err := m.newInstance(initCtx)
 	if err != nil {
 		m.rt.opts.Metrics.GuestTraps.WithLabelValues(m.opts.Name, TrapInit).Inc()
+		ie := &initError{module: m.opts.Name, err: err}
+		if inst != nil {
+			ie.panicLine = inst.panicLine()
+		}
 		m.drop(ctx, inst)
 		<-m.slots
-		return nil, fmt.Errorf("module %q: instantiate: %w", m.opts.Name, err)
+		return nil, ie
 	}
 	return inst, nil
 }
+
+// initError is a failure to create an instance (trap reason "init").
+type initError struct {
+	module    string
+	panicLine string // what the guest's runtime printed about its panic, if anything
+	err       error
+}
+
+// describe returns the reason, with the guest's panic line if any.
+func (e *initError) describe() string {
+	if e.panicLine != "" {
+		return TrapInit + " (" + e.panicLine + ")"
+	}
+	return TrapInit
+}
+
+func (e *initError) Error() string {
+	return fmt.Sprintf("module %q: %s: %v", e.module, e.describe(), e.err)
+}
+
+func (e *initError) Unwrap() error { return e.err }
 
 // Warm creates an instance (running _initialize) and keeps it idle in the
 // pool, so that a module that cannot start fails here, before it serves any

@@ -67,7 +67,7 @@ func TestBrokenAllocatorsAndInitializers(t *testing.T) {
 		{"allocator returns 0", host.TrapProtocol, "ABI violation: wre_alloc(", withAlloc([]byte{0x41, 0x00})},
 		{"allocator returns a pointer outside memory", host.TrapProtocol, "outside memory", withAlloc([]byte{0x41, 0x80, 0x7e})}, // -256
 		{"allocator traps", host.TrapWasm, "unreachable", withAlloc(unreachable)},
-		{"_initialize traps", host.TrapInit, "instantiate", append(abiFuncs(abi.MarkerV1, i64Const0), wfunc{name: "_initialize", body: unreachable})},
+		{"_initialize traps", host.TrapInit, `module "test": reconcile ns/x: init: `, append(abiFuncs(abi.MarkerV1, i64Const0), wfunc{name: "_initialize", body: unreachable})},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -76,6 +76,9 @@ func TestBrokenAllocatorsAndInitializers(t *testing.T) {
 			require.ErrorContains(t, err, c.message)
 			assert.Equal(t, 1.0, testutil.ToFloat64(h.Metrics.GuestTraps.WithLabelValues("test", c.reason)))
 			assert.Equal(t, 0, h.Module.Instances())
+			events := h.Events()
+			require.Len(t, events, 1)
+			assert.Contains(t, events[0], "Warning ReconcileTrapped module test: reconcile failed ("+c.reason+"), instance discarded: ")
 			assertHostStillWorksHandWritten(t, h.Runtime)
 		})
 	}
