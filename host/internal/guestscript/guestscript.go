@@ -18,6 +18,13 @@ type Step struct {
 	WantReason   string `json:"wantReason,omitempty"`
 	BodyContains string `json:"bodyContains,omitempty"`
 	WantItems    *int   `json:"wantItems,omitempty"`
+	ItemsContain string `json:"itemsContain,omitempty"` // every list item contains it
+
+	// AllPages makes a list step follow its continue tokens to the end;
+	// WantItems then counts the items of every page, and a duplicate item
+	// fails the step.
+	AllPages  bool `json:"allPages,omitempty"`
+	WantPages *int `json:"wantPages,omitempty"` // with AllPages
 
 	Raw    *RawCall `json:"raw,omitempty"`    // wre.call with these raw arguments
 	LogRaw *RawCall `json:"logRaw,omitempty"` // wre.log with these raw pointer and length

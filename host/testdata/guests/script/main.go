@@ -161,6 +161,12 @@ func run(rr abi.ReconcileRequest) error {
 				req.Body = bodies[*s.UseBodyOf]
 			}
 			resp = call(s.Op, &req)
+			if s.AllPages {
+				var err error
+				if resp, err = allPages(s, req, resp); err != nil {
+					return fmt.Errorf("step %d: %w", i, err)
+				}
+			}
 		}
 		bodies = append(bodies, resp.Body)
 		want := s.Want
@@ -177,8 +183,44 @@ func run(rr abi.ReconcileRequest) error {
 		case s.WantItems != nil && len(resp.Items) != *s.WantItems:
 			return fmt.Errorf("step %d: got %d items, want %d", i, len(resp.Items), *s.WantItems)
 		}
+		for _, item := range resp.Items {
+			if !strings.Contains(string(item), s.ItemsContain) {
+				return fmt.Errorf("step %d: item %q does not contain %q", i, item, s.ItemsContain)
+			}
+		}
 	}
 	return nil
+}
+
+// allPages sends req again with each continue token, from the first
+// response on, and returns one response holding the items of every page.
+func allPages(s guestscript.Step, req abi.Request, resp abi.Response) (abi.Response, error) {
+	all, seen := resp, map[string]bool{}
+	all.Items = nil
+	for pages := 1; ; pages++ {
+		if !resp.OK() {
+			return resp, nil // the status checks report it
+		}
+		for _, item := range resp.Items {
+			if seen[string(item)] {
+				return resp, fmt.Errorf("page %d repeats an item of an earlier page", pages)
+			}
+			seen[string(item)] = true
+		}
+		all.Items = append(all.Items, resp.Items...)
+		if resp.Continue == "" {
+			if s.WantPages != nil && pages != *s.WantPages {
+				return resp, fmt.Errorf("got %d pages, want %d", pages, *s.WantPages)
+			}
+			all.Continue = ""
+			return all, nil
+		}
+		if pages == 1000 {
+			return resp, fmt.Errorf("still a continue token after %d pages", pages)
+		}
+		req.Continue = resp.Continue
+		resp = call(s.Op, &req)
+	}
 }
 
 func main() {}
