@@ -35,10 +35,32 @@ type Step struct {
 	Spin   int      `json:"spin,omitempty"` // spin this many iterations
 	Grow   bool     `json:"grow,omitempty"` // allocate until memory runs out
 	Exit   int      `json:"exit,omitempty"` // os.Exit with this code
+	Probe  *Probe   `json:"probe,omitempty"`
 
 	// OnlyFor runs the step only when the reconciled object has this name, so
 	// that one module can be slow for one object and quick for the others.
 	OnlyFor string `json:"onlyFor,omitempty"`
+}
+
+// Probe looks at what the sandbox lets a guest reach. The step's body (for
+// UseBodyOf) is a JSON ConfigMap named Name whose data key "report" holds the
+// ProbeReport.
+type Probe struct {
+	Name  string   `json:"name"`
+	Files []string `json:"files,omitempty"` // paths to os.ReadFile
+}
+
+// ProbeReport is what a Probe step saw.
+type ProbeReport struct {
+	Args []string `json:"args"` // os.Args
+	Env  []string `json:"env"`  // os.Environ()
+	// Files maps each path to the error reading it, or to "read N bytes".
+	Files map[string]string `json:"files"`
+	// Descriptors are the file descriptors from 3 to 63 that are open:
+	// preopened directories, the only way to a filesystem, or preopened
+	// sockets, the only way to a network (WASI preview 1 cannot open a
+	// socket; Go's net.Dial on wasip1 is an in-process fake).
+	Descriptors []int `json:"descriptors"`
 }
 
 // RawCall holds the raw arguments of a host function call.

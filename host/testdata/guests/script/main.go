@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"unsafe"
 
 	"github.com/wre-dev/wre/guest-sdk/abi"
@@ -149,6 +150,8 @@ func run(rr abi.ReconcileRequest) error {
 		case s.LogRaw != nil:
 			hostLog(uint32(abi.LevelError), s.LogRaw.Ptr, s.LogRaw.Len)
 			continue
+		case s.Probe != nil:
+			resp = abi.Response{Status: abi.Status{Code: 200}, Body: probe(s.Probe)}
 		case s.Raw != nil:
 			if err := resp.Unmarshal(take(hostCall(s.Raw.Op, s.Raw.Ptr, s.Raw.Len))); err != nil {
 				return err
@@ -221,6 +224,37 @@ func allPages(s guestscript.Step, req abi.Request, resp abi.Response) (abi.Respo
 		req.Continue = resp.Continue
 		resp = call(s.Op, &req)
 	}
+}
+
+// probe tries what a guest should not be able to do and reports what it saw.
+func probe(p *guestscript.Probe) []byte {
+	r := guestscript.ProbeReport{Args: os.Args, Env: os.Environ(), Files: map[string]string{}, Descriptors: []int{}}
+	for _, f := range p.Files {
+		b, err := os.ReadFile(f)
+		r.Files[f] = fmt.Sprintf("read %d bytes", len(b))
+		if err != nil {
+			r.Files[f] = err.Error()
+		}
+	}
+	for fd := 3; fd < 64; fd++ {
+		var st syscall.Stat_t
+		if syscall.Fstat(fd, &st) == nil {
+			r.Descriptors = append(r.Descriptors, fd)
+		}
+	}
+	report, err := json.Marshal(r)
+	if err != nil {
+		panic(err)
+	}
+	cm, err := json.Marshal(map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]string{"name": p.Name},
+		"data":     map[string]string{"report": string(report)},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return cm
 }
 
 func main() {}
