@@ -19,6 +19,12 @@
 //     starts, in-flight ones get GracefulShutdownTimeout to finish (then their
 //     contexts are cancelled), the lease is released, informers and servers
 //     stop, and Start returns nil. No goroutine of the manager outlives Start.
+//   - The lease is released only once every worker has returned, so a standby
+//     never runs workers while this process still reconciles. Reconciles that
+//     ignore their cancellation (still running a second after the timeout) are
+//     left behind, Start returns an error, and the lease is kept: standbys
+//     take over when it expires, LeaseDuration after its last renewal, by which
+//     time the process should have exited.
 //   - /readyz passes when every acquired informer has synced and, on the leader,
 //     every controller's workers run; /healthz passes while the process serves
 //     HTTP. /metrics serves the engine's metrics.Registry.

@@ -87,7 +87,8 @@ type LeaderElection struct {
 	// 2 s (leader.Default…).
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// KeepLeaseOnShutdown keeps the lease at shutdown. Defaults to false: the
-	// lease is released so a standby takes over at once.
+	// lease is released so a standby takes over at once, unless reconciles
+	// were still running at the end of the shutdown; then it is always kept.
 	KeepLeaseOnShutdown bool
 }
 
@@ -181,6 +182,9 @@ func New(opts Options) (*Manager, error) {
 		if le.LeaseName == "" {
 			le.LeaseName = DefaultLeaseName
 		}
+		if le.LeaseDuration == 0 {
+			le.LeaseDuration = leader.DefaultLeaseDuration // for the logs
+		}
 		if le.Namespace == "" {
 			ns, err := os.ReadFile(inClusterNamespaceFile)
 			if err != nil {
@@ -258,12 +262,12 @@ func (m *Manager) Start(ctx context.Context) (err error) {
 	defer m.informers.Stop()
 
 	if err := m.checkAPIServer(ctx); err != nil {
-		_ = m.shutdown()
+		_ = m.shutdown(false)
 		return err
 	}
 	stopServers, err := m.serve()
 	if err != nil {
-		_ = m.shutdown()
+		_ = m.shutdown(false)
 		return err
 	}
 	defer stopServers()
@@ -272,7 +276,7 @@ func (m *Manager) Start(ctx context.Context) (err error) {
 	for _, c := range m.sortedControllers() {
 		if err := m.wire(ctx, c); err != nil {
 			m.mu.Unlock()
-			_ = m.shutdown()
+			_ = m.shutdown(false)
 			return fmt.Errorf("start manager: %w", err)
 		}
 	}
@@ -293,14 +297,14 @@ func (m *Manager) Start(ctx context.Context) (err error) {
 	select {
 	case <-ctx.Done():
 		m.log.Info("Shutting down: stopping workers", "gracefulShutdownTimeout", m.opts.GracefulShutdownTimeout)
-		err = m.shutdown()
+		err = m.shutdown(m.elector != nil)
 	case err = <-lost:
 		m.log.Error(err, "Lost the lease: stopped all workers")
-		if serr := m.shutdown(); serr != nil {
+		if serr := m.shutdown(false); serr != nil {
 			err = errors.Join(err, serr)
 		}
 	}
-	// Workers have stopped: now the lease may go.
+	// Workers have stopped (or the lease is kept): now the election may end.
 	stopElection()
 	election.Wait()
 	m.log.Info("Manager stopped")
@@ -410,9 +414,17 @@ func (m *Manager) lead(ctx context.Context) {
 	}
 }
 
+// cancelGrace is how long reconciles cancelled at the end of the graceful
+// shutdown timeout may take to return: enough for ones that honour their
+// context.
+const cancelGrace = time.Second
+
 // shutdown stops every controller gracefully, in parallel, within the graceful
-// shutdown timeout, then releases their informers.
-func (m *Manager) shutdown() error {
+// shutdown timeout, then releases their informers. If reconciles still run
+// after that and their cancellation, and electing says this process may hold
+// the lease, it keeps the lease so that no standby starts workers before it
+// expires.
+func (m *Manager) shutdown(electing bool) error {
 	m.mu.Lock()
 	m.state = stateStopping
 	cs := m.sortedControllers()
@@ -426,21 +438,34 @@ func (m *Manager) shutdown() error {
 		wg.Go(func() { errs[i] = m.stopController(ctx, c) })
 	}
 	wg.Wait()
-	m.workersDone(ctx)
+	deadline, _ := ctx.Deadline()
+	switch {
+	case m.workersDone(deadline.Add(cancelGrace)):
+	case electing:
+		m.elector.KeepLease()
+		m.log.Info("Reconciles ignore cancellation: leaving them behind and keeping the lease, so that no standby starts workers until it expires",
+			"leaseDuration", m.opts.LeaderElection.LeaseDuration)
+	default:
+		m.log.Info("Reconciles ignore cancellation: leaving them behind")
+	}
 	return errors.Join(errs...)
 }
 
-// workersDone waits for the controllers' Start calls to return, or ctx.
-func (m *Manager) workersDone(ctx context.Context) {
+// workersDone waits until the controllers' Start calls have returned or the
+// deadline passed, and reports whether they returned.
+func (m *Manager) workersDone(deadline time.Time) bool {
 	done := make(chan struct{})
 	go func() {
 		m.workers.Wait()
 		close(done)
 	}()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
 	select {
 	case <-done:
+		return true
 	case <-ctx.Done():
-		m.log.Info("Reconcilers ignore cancellation: leaving them behind")
+		return false
 	}
 }
 

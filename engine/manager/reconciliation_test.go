@@ -10,8 +10,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"github.com/wre-dev/wre/engine/leader"
 	"github.com/wre-dev/wre/engine/manager"
@@ -179,4 +182,62 @@ func TestLostLease(t *testing.T) {
 	assert.ErrorIs(t, err, leader.ErrLost)
 	assert.True(t, cancelled.Load(), "losing the lease cancels in-flight reconciles")
 	assert.False(t, r.Leading())
+}
+
+// TestShutdownTimeoutKeepsLease: a reconcile that outlives the graceful
+// shutdown timeout and its cancellation keeps the lease held, so no standby
+// starts workers while it may still write; one that returns when cancelled
+// lets the lease go.
+func TestShutdownTimeoutKeepsLease(t *testing.T) {
+	installWidgetCRD(t)
+	tests := []struct {
+		name string
+		// reconcile blocks until the test ends, returning earlier if it
+		// honours ctx.
+		reconcile func(ctx context.Context, testDone <-chan struct{})
+		holder    string
+	}{
+		{"ignores cancellation", func(_ context.Context, testDone <-chan struct{}) { <-testDone }, "a"},
+		{"honours cancellation", func(ctx context.Context, testDone <-chan struct{}) {
+			select {
+			case <-ctx.Done():
+			case <-testDone:
+			}
+		}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := controlplane.Namespace(t, cp)
+			entered := make(chan struct{})
+			testDone := make(chan struct{})
+			m := newManager(t, func(o *manager.Options) {
+				o.GracefulShutdownTimeout = 200 * time.Millisecond
+				o.LeaderElection = manager.LeaderElection{
+					Enabled: true, LeaseName: "kept", Namespace: ns, Identity: "a",
+					LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond,
+				}
+			})
+			widgets(t, m, "statussync", func(next reconcile.Reconciler) reconcile.Reconciler {
+				return reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+					if req.Namespace == ns {
+						close(entered)
+						tt.reconcile(ctx, testDone)
+						return reconcile.Result{}, nil
+					}
+					return next.Reconcile(ctx, req)
+				})
+			})
+			r := start(t, m)
+			defer close(testDone) // before the cleanup of start: goleak
+			require.Eventually(t, r.Leading, time.Minute, 10*time.Millisecond)
+			createWidget(t, ns, "stuck", "x")
+			<-entered
+
+			err := r.stop()
+			assert.ErrorContains(t, err, "in-flight reconciles did not finish in time")
+			l, err := kubernetes.NewForConfigOrDie(cp.Config()).CoordinationV1().Leases(ns).Get(t.Context(), "kept", metav1.GetOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, tt.holder, ptr.Deref(l.Spec.HolderIdentity, ""))
+		})
+	}
 }
