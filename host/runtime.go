@@ -71,11 +71,30 @@ type Runtime struct {
 	cache wazero.CompilationCache
 	wasi  map[string]api.FunctionDefinition
 
-	mu       sync.Mutex
-	compiled map[string]*compiledEntry // by digest
-	closed   bool
+	// mu guards the maps and closed; it is never held while compiling, so
+	// modules of different bytes compile in parallel and closing a
+	// CompiledModule never waits for a compile.
+	mu        sync.Mutex
+	compiled  map[string]*compiledEntry // by digest
+	compiling map[string]*compileCall   // by digest: compiles in flight
+	closed    bool
+	// compileHook, when set (by tests), runs before each compile starts.
+	compileHook func(digest string)
 
 	runaways atomic.Int64 // abandoned instances whose guest code still runs
+}
+
+// compileCall is one compile in flight; callers asking for the same bytes
+// meanwhile wait for done instead of compiling again.
+type compileCall struct {
+	done chan struct{}
+	err  error // set before done is closed
+	// retry tells waiters that the compiling caller's context ended: the
+	// bytes were not judged, and a waiter whose own context is live compiles.
+	retry bool
+	// waiters counts the callers that found this compile in flight (under
+	// Runtime.mu); tests use it to know when callers wait.
+	waiters int
 }
 
 type compiledEntry struct {
@@ -121,7 +140,8 @@ func NewRuntime(ctx context.Context, opts RuntimeOptions) (*Runtime, error) {
 		WithCompilationCache(cache).
 		WithCloseOnContextDone(!opts.TrustedGuests).
 		WithCoreFeatures(api.CoreFeaturesV2)
-	rt := &Runtime{opts: opts, cache: cache, wz: wazero.NewRuntimeWithConfig(ctx, cfg), compiled: map[string]*compiledEntry{}}
+	rt := &Runtime{opts: opts, cache: cache, wz: wazero.NewRuntimeWithConfig(ctx, cfg),
+		compiled: map[string]*compiledEntry{}, compiling: map[string]*compileCall{}}
 	if err := rt.instantiateHostModules(ctx); err != nil {
 		_ = rt.wz.Close(ctx)
 		_ = cache.Close(ctx)
@@ -179,33 +199,78 @@ func (c *CompiledModule) Close(ctx context.Context) error {
 
 // Compile validates and compiles wasm, or reuses the compiled code of identical
 // bytes. It refuses a module whose ABI marker, exports or imports this host does
-// not support, naming each problem.
+// not support, naming each problem. Concurrent calls with the same bytes
+// compile them once; calls with different bytes compile in parallel.
 func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*CompiledModule, error) {
 	sum := sha256.Sum256(wasm)
 	digest := hex.EncodeToString(sum[:])
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	if rt.closed {
-		return nil, fmt.Errorf("compile module %q: runtime closed", name)
-	}
-	e, ok := rt.compiled[digest]
-	if !ok {
-		start := time.Now()
-		wz, err := rt.wz.CompileModule(ctx, wasm)
+	for {
+		rt.mu.Lock()
+		if rt.closed {
+			rt.mu.Unlock()
+			return nil, fmt.Errorf("compile module %q: runtime closed", name)
+		}
+		if e, ok := rt.compiled[digest]; ok {
+			e.refs++
+			rt.mu.Unlock()
+			return &CompiledModule{name: name, rt: rt, entry: e}, nil
+		}
+		if c, ok := rt.compiling[digest]; ok {
+			c.waiters++
+			rt.mu.Unlock()
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("compile module %q: %w", name, ctx.Err())
+			}
+			if c.err != nil && !c.retry {
+				return nil, fmt.Errorf("compile module %q: %w", name, c.err)
+			}
+			continue // take a reference to the entry, or compile if it is gone
+		}
+		c := &compileCall{done: make(chan struct{})}
+		rt.compiling[digest] = c
+		rt.mu.Unlock()
+
+		e, err := rt.compile(ctx, digest, wasm)
+		rt.mu.Lock()
+		delete(rt.compiling, digest)
+		if err == nil && rt.closed {
+			_ = e.wz.Close(ctx)
+			e, err = nil, errors.New("runtime closed")
+		}
+		if err == nil {
+			e.refs = 1
+			rt.compiled[digest] = e
+		}
+		c.err, c.retry = err, err != nil && ctx.Err() != nil
+		close(c.done)
+		rt.mu.Unlock()
 		if err != nil {
 			return nil, fmt.Errorf("compile module %q: %w", name, err)
 		}
-		rt.opts.Metrics.CompileSeconds.Observe(time.Since(start).Seconds())
-		e, err = rt.validate(wz)
-		if err != nil {
-			_ = wz.Close(ctx)
-			return nil, fmt.Errorf("compile module %q: %w", name, err)
-		}
-		e.digest = digest
-		rt.compiled[digest] = e
+		return &CompiledModule{name: name, rt: rt, entry: e}, nil
 	}
-	e.refs++
-	return &CompiledModule{name: name, rt: rt, entry: e}, nil
+}
+
+// compile compiles and validates wasm without holding rt.mu.
+func (rt *Runtime) compile(ctx context.Context, digest string, wasm []byte) (*compiledEntry, error) {
+	if rt.compileHook != nil {
+		rt.compileHook(digest)
+	}
+	start := time.Now()
+	wz, err := rt.wz.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, err
+	}
+	rt.opts.Metrics.CompileSeconds.Observe(time.Since(start).Seconds())
+	e, err := rt.validate(wz)
+	if err != nil {
+		_ = wz.Close(ctx)
+		return nil, err
+	}
+	e.digest = digest
+	return e, nil
 }
 
 func (rt *Runtime) release(ctx context.Context, e *compiledEntry) error {
@@ -225,7 +290,8 @@ func (rt *Runtime) release(ctx context.Context, e *compiledEntry) error {
 func (rt *Runtime) Runaways() int { return int(rt.runaways.Load()) }
 
 // Close closes every module instance, all compiled code and the compilation
-// cache handle. It does not wait for runaway guest code (see Runaways), which
+// cache handle, after compiles in flight end (they then fail). It does not
+// wait for runaway guest code (see Runaways), which
 // only a process exit stops. Closing twice is a no-op.
 func (rt *Runtime) Close(ctx context.Context) error {
 	rt.mu.Lock()
@@ -234,7 +300,14 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		return nil
 	}
 	rt.closed = true
+	inFlight := make([]*compileCall, 0, len(rt.compiling))
+	for _, c := range rt.compiling {
+		inFlight = append(inFlight, c)
+	}
 	rt.mu.Unlock()
+	for _, c := range inFlight {
+		<-c.done // closing the wazero runtime under a compile is not supported
+	}
 	if n := rt.Runaways(); n > 0 {
 		rt.opts.Logger.Error(nil, "Closing the runtime while guest code of abandoned instances still runs; only a process exit stops it", "runaways", n)
 	}

@@ -5,10 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -113,4 +117,122 @@ func TestCacheFuncAndInternalErrors(t *testing.T) {
 	defer m.Close(context.WithoutCancel(t.Context()))
 	_, err = m.Reconcile(t.Context(), reconcile.Request{})
 	require.NoError(t, err)
+}
+
+// TestCompileIsSingleFlightPerDigest: concurrent compiles of the same bytes
+// compile once and share the code; a compile of other bytes, and closing a
+// compiled module, do not wait for it; a caller waiting for someone else's
+// compile can give up.
+func TestCompileIsSingleFlightPerDigest(t *testing.T) {
+	ctx := context.WithoutCancel(t.Context())
+	metrics, err := host.NewMetrics(nil)
+	require.NoError(t, err)
+	rt, err := host.NewRuntime(ctx, host.RuntimeOptions{Metrics: metrics})
+	require.NoError(t, err)
+	defer rt.Close(ctx)
+	slow := wasmModule(true, nil, abiFuncs(abi.MarkerV1, i64Const0))
+	other := wasmModule(true, nil, abiFuncs(abi.MarkerV1, unreachable))
+	third := wasmModule(true, nil, abiFuncs(abi.MarkerV1, []byte{0x42, 0x01}))
+	open, err := rt.Compile(ctx, "open", third)
+	require.NoError(t, err)
+
+	sum := sha256.Sum256(slow)
+	slowDigest := hex.EncodeToString(sum[:])
+	entered, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	compiles := map[string]int{}
+	host.SetCompileHook(rt, func(digest string) {
+		mu.Lock()
+		compiles[digest]++
+		mu.Unlock()
+		if digest == slowDigest {
+			close(entered)
+			<-release
+		}
+	})
+
+	const callers = 4
+	results := make(chan *host.CompiledModule, callers)
+	errs := make(chan error, callers)
+	for range callers {
+		go func() {
+			c, err := rt.Compile(ctx, "slow", slow)
+			results <- c
+			errs <- err
+		}()
+	}
+	<-entered
+	require.Eventually(t, func() bool { return host.CompileWaiters(rt, slow) == callers-1 }, 10*time.Second, time.Millisecond)
+
+	within := func(what string, f func() error) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- f() }()
+		select {
+		case err := <-done:
+			require.NoError(t, err, what)
+		case <-time.After(5 * time.Second):
+			close(release)
+			t.Fatalf("%s waits for another digest's compile", what)
+		}
+	}
+	within("compiling other bytes", func() error {
+		c, err := rt.Compile(ctx, "other", other)
+		if err == nil {
+			err = c.Close(ctx)
+		}
+		return err
+	})
+	within("closing a compiled module", func() error { return open.Close(ctx) })
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = rt.Compile(canceled, "impatient", slow)
+	require.ErrorIs(t, err, context.Canceled, "a waiter gives up when its context ends")
+
+	close(release)
+	var got []*host.CompiledModule
+	for range callers {
+		require.NoError(t, <-errs)
+		got = append(got, <-results)
+	}
+	for _, c := range got {
+		assert.Equal(t, slowDigest, c.Digest())
+		require.NoError(t, c.Close(ctx))
+	}
+	mu.Lock()
+	assert.Equal(t, 1, compiles[slowDigest], "the same bytes compile once")
+	mu.Unlock()
+	var compiled dto.Metric
+	require.NoError(t, metrics.CompileSeconds.Write(&compiled))
+	assert.EqualValues(t, 3, compiled.GetHistogram().GetSampleCount(), "open, other and slow compiled once each")
+}
+
+// TestConcurrentCompilesShareAnError: callers waiting for a compile that
+// fails get its error; none compiles the bytes again.
+func TestConcurrentCompilesShareAnError(t *testing.T) {
+	ctx := context.WithoutCancel(t.Context())
+	rt, err := host.NewRuntime(ctx, host.RuntimeOptions{})
+	require.NoError(t, err)
+	defer rt.Close(ctx)
+	bad := wasmModule(true, nil, abiFuncs("wre_abi_v7", i64Const0))
+	var compiles atomic.Int32
+	entered, release := make(chan struct{}), make(chan struct{})
+	host.SetCompileHook(rt, func(string) {
+		if compiles.Add(1) == 1 {
+			close(entered)
+			<-release
+		}
+	})
+	errs := make(chan error, 3)
+	go func() { _, err := rt.Compile(ctx, "bad", bad); errs <- err }()
+	<-entered
+	for range 2 {
+		go func() { _, err := rt.Compile(ctx, "bad", bad); errs <- err }()
+	}
+	require.Eventually(t, func() bool { return host.CompileWaiters(rt, bad) == 2 }, 10*time.Second, time.Millisecond)
+	close(release)
+	for range 3 {
+		assert.ErrorContains(t, <-errs, `compile module "bad": unsupported ABI`)
+	}
+	assert.EqualValues(t, 1, compiles.Load())
 }
