@@ -1,9 +1,17 @@
 package host
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
+	"sync/atomic"
 	"time"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wre-dev/wre/engine/reconcile"
+	"github.com/wre-dev/wre/guest-sdk/abi"
 )
 
 // SetTrapEventTimeout shortens how long m waits for the reconciled object
@@ -24,4 +32,50 @@ func CompileWaiters(rt *Runtime, wasm []byte) int {
 		return c.waiters
 	}
 	return 0
+}
+
+// TestABIMarker is the marker of testABI, a second ABI version that exists
+// only in tests, to prove that one Runtime drives modules of several versions
+// side by side. A module of that version:
+//   - exports wre_alloc and wre_free as in v1, and wre_reconcile () -> i64,
+//     whose result is the requeue-after in nanoseconds (no messages at all);
+//   - may import wre.call, with v1's signature, which answers 42 to anything
+//     (TestABICalls counts the calls), and wre.ping () -> i32, which only this
+//     version has and which answers 1000.
+const TestABIMarker = "wre_abi_v99"
+
+// TestABICalls counts the wre.call calls served by testABI.
+var TestABICalls atomic.Int64
+
+var testABI = &abiVersion{
+	marker: TestABIMarker,
+	exports: []export{
+		{name: TestABIMarker, sig: signature{}},
+		{name: "wre_alloc", sig: signature{[]api.ValueType{i32}, []api.ValueType{i32}}},
+		{name: "wre_free", sig: signature{[]api.ValueType{i32}, nil}},
+		{name: "wre_reconcile", sig: signature{nil, []api.ValueType{i64}}},
+	},
+	imports: map[string]hostImport{
+		"call": {sig: abiV1.imports["call"].sig, params: []string{"a", "b", "c"},
+			fn: func(_ *Runtime, _ context.Context, _ api.Module, stack []uint64) {
+				TestABICalls.Add(1)
+				stack[0] = 42
+			}},
+		"ping": {sig: signature{nil, []api.ValueType{i32}},
+			fn: func(_ *Runtime, _ context.Context, _ api.Module, stack []uint64) { stack[0] = 1000 }},
+	},
+	alloc: "wre_alloc", free: "wre_free", reconcileExport: "wre_reconcile",
+	reconcile: func(ctx context.Context, _ *Module, inst *instance, _ reconcile.Request, _ string) (abi.ReconcileResponse, error) {
+		stack := []uint64{0}
+		if err := inst.reconcile.CallWithStack(ctx, stack); err != nil {
+			return abi.ReconcileResponse{}, err
+		}
+		return abi.ReconcileResponse{RequeueAfterNanos: int64(stack[0])}, nil
+	},
+}
+
+// NewRuntimeWithTestABI is NewRuntime supporting testABI besides the built-in
+// versions.
+func NewRuntimeWithTestABI(ctx context.Context, opts RuntimeOptions) (*Runtime, error) {
+	return newRuntime(ctx, opts, append(slices.Clone(builtinABIVersions), testABI))
 }

@@ -89,9 +89,10 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		return nil, err
 	}
 	inst.mod = mod
-	inst.alloc = mod.ExportedFunction(abi.ExportAlloc)
-	inst.free = mod.ExportedFunction(abi.ExportFree)
-	inst.reconcile = mod.ExportedFunction(abi.ExportReconcile)
+	v := m.compiled.entry.version
+	inst.alloc = mod.ExportedFunction(v.alloc)
+	inst.free = mod.ExportedFunction(v.free)
+	inst.reconcile = mod.ExportedFunction(v.reconcileExport)
 	if m.compiled.entry.hasInit {
 		initialize := mod.ExportedFunction("_initialize")
 		if _, err := callGuest(m, ctx, inst, func() ([]uint64, error) { return initialize.Call(ctx) }); err != nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/tetratelabs/wazero/api"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/uuid"
@@ -191,7 +190,9 @@ func (m *Module) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	ctx = context.WithValue(ctx, callKey{}, st)
 	st.inst = inst
 	inst.beginReconcile(id)
-	res, err := callGuest(m, ctx, inst, func() (abi.ReconcileResponse, error) { return m.run(ctx, inst, req, id) })
+	inst.uses++
+	v := m.compiled.entry.version
+	res, err := callGuest(m, ctx, inst, func() (abi.ReconcileResponse, error) { return v.reconcile(ctx, m, inst, req, id) })
 	if err == nil && res.Panicked {
 		err = &recoveredPanic{msg: bound(res.Error, maxPanicText)}
 	}
@@ -231,46 +232,6 @@ func bound(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n-len(marker)], "") + marker
-}
-
-// run passes the request to wre_reconcile and decodes its response. An error
-// means the instance must be discarded.
-func (m *Module) run(ctx context.Context, inst *instance, req reconcile.Request, id string) (res abi.ReconcileResponse, err error) {
-	defer func() {
-		// write panics with *protocolError when called outside a guest call.
-		if r := recover(); r != nil {
-			if e, ok := r.(error); ok {
-				err = e
-				return
-			}
-			panic(r)
-		}
-	}()
-	inst.uses++
-	msg := (&abi.ReconcileRequest{Namespace: req.Namespace, Name: req.Name, ReconcileID: id}).Marshal()
-	ptr, n := abi.Unpack(inst.write(ctx, msg))
-	stack := []uint64{api.EncodeU32(ptr), api.EncodeU32(n)}
-	if err := inst.reconcile.CallWithStack(ctx, stack); err != nil {
-		return res, err
-	}
-	if stack[0] == 0 {
-		return res, nil
-	}
-	ptr, n = abi.Unpack(stack[0])
-	if int(n) > m.rt.opts.MaxMessageSize {
-		return res, &protocolError{fmt.Sprintf("reconcile response of %d bytes exceeds the maximum message size %d", n, m.rt.opts.MaxMessageSize)}
-	}
-	b, ok := read(inst.mod, ptr, n)
-	if !ok {
-		return res, &protocolError{fmt.Sprintf("reconcile response (%#x, %d) is outside memory of %d bytes", ptr, n, inst.mod.Memory().Size())}
-	}
-	if err := res.Unmarshal(b); err != nil {
-		return res, &protocolError{fmt.Sprintf("reconcile response: %v", err)}
-	}
-	if err := inst.free.CallWithStack(ctx, []uint64{api.EncodeU32(ptr)}); err != nil {
-		return res, err
-	}
-	return res, nil
 }
 
 // recordTrapTimeout bounds the read of the reconciled object that gives a

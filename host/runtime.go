@@ -70,6 +70,7 @@ type Runtime struct {
 	wz    wazero.Runtime
 	cache wazero.CompilationCache
 	wasi  map[string]api.FunctionDefinition
+	abis  abiTable // the ABI versions this runtime supports
 
 	// mu guards the maps and closed; it is never held while compiling, so
 	// modules of different bytes compile in parallel and closing a
@@ -109,6 +110,15 @@ type compiledEntry struct {
 // NewRuntime creates a Runtime: a wazero runtime with the wre and WASI host
 // modules, and the compilation cache.
 func NewRuntime(ctx context.Context, opts RuntimeOptions) (*Runtime, error) {
+	return newRuntime(ctx, opts, builtinABIVersions)
+}
+
+// newRuntime is NewRuntime supporting the given ABI versions.
+func newRuntime(ctx context.Context, opts RuntimeOptions, versions []*abiVersion) (*Runtime, error) {
+	abis, err := newABITable(versions)
+	if err != nil {
+		return nil, err
+	}
 	if opts.MaxMessageSize <= 0 {
 		opts.MaxMessageSize = DefaultMaxMessageSize
 	}
@@ -140,7 +150,7 @@ func NewRuntime(ctx context.Context, opts RuntimeOptions) (*Runtime, error) {
 		WithCompilationCache(cache).
 		WithCloseOnContextDone(!opts.TrustedGuests).
 		WithCoreFeatures(api.CoreFeaturesV2)
-	rt := &Runtime{opts: opts, cache: cache, wz: wazero.NewRuntimeWithConfig(ctx, cfg),
+	rt := &Runtime{opts: opts, cache: cache, wz: wazero.NewRuntimeWithConfig(ctx, cfg), abis: abis,
 		compiled: map[string]*compiledEntry{}, compiling: map[string]*compileCall{}}
 	if err := rt.instantiateHostModules(ctx); err != nil {
 		_ = rt.wz.Close(ctx)
@@ -155,15 +165,17 @@ func (rt *Runtime) instantiateHostModules(ctx context.Context) error {
 		return fmt.Errorf("instantiate WASI: %w", err)
 	}
 	rt.wasi = rt.wz.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions()
+	funcs, err := rt.abis.hostFunctions()
+	if err != nil {
+		return err
+	}
 	b := rt.wz.NewHostModuleBuilder(abi.ImportModule)
-	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(rt.hostCall), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI64}).
-		WithParameterNames("op", "req_ptr", "req_len").
-		Export(abi.ImportCall)
-	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(rt.hostLog), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
-		WithParameterNames("level", "ptr", "len").
-		Export(abi.ImportLog)
+	for name, imps := range funcs {
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(rt.dispatch(name, imps[0]), imps[0].sig.params, imps[0].sig.results).
+			WithParameterNames(imps[0].params...).
+			Export(name)
+	}
 	if _, err := b.Instantiate(ctx); err != nil {
 		return fmt.Errorf("instantiate host module %q: %w", abi.ImportModule, err)
 	}
@@ -324,11 +336,11 @@ func (rt *Runtime) validate(wz wazero.CompiledModule) (*compiledEntry, error) {
 		}
 	}
 	slices.Sort(markers)
-	if len(markers) != 1 || abiVersions[markers[0]] == nil {
+	if len(markers) != 1 || rt.abis[markers[0]] == nil {
 		return nil, fmt.Errorf("unsupported ABI: module exports %s, host supports %s (exactly one is required)",
-			listOrNone(markers), listOrNone(supportedMarkers()))
+			listOrNone(markers), listOrNone(rt.abis.markers()))
 	}
-	v := abiVersions[markers[0]]
+	v := rt.abis[markers[0]]
 	var problems []error
 	for _, want := range v.exports {
 		got, ok := exports[want.name]
@@ -347,8 +359,8 @@ func (rt *Runtime) validate(wz wazero.CompiledModule) (*compiledEntry, error) {
 		var want *signature
 		switch mod {
 		case abi.ImportModule:
-			if s, ok := v.imports[name]; ok {
-				want = &s
+			if imp, ok := v.imports[name]; ok {
+				want = &imp.sig
 			}
 		case wasi_snapshot_preview1.ModuleName:
 			if d, ok := rt.wasi[name]; ok {
