@@ -45,20 +45,27 @@ func TestWriteDocumentReplacesOnlyTheSectionsRun(t *testing.T) {
 		"one": renderSection(suites[0], &Section{Tables: []Table{{Header: []string{"a", "b"}, Rows: [][]string{{"1", "x|y"}}}}}),
 		"two": renderSection(suites[1], &Section{Commands: []string{"go test -bench ."}, Notes: []string{"first run"}}),
 	}
-	require.NoError(t, writeDocument(path, nil, "Machine: m1.\n", first))
+	require.NoError(t, writeDocument(path, nil, "Machine: m1.\n", first, false))
 	doc, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.Contains(t, string(doc), "| 1 | x\\|y |")
 	assert.Contains(t, string(doc), "```sh\ngo test -bench .\n```")
 
 	second := map[string]string{"two": renderSection(suites[1], &Section{Notes: []string{"second run"}})}
-	require.NoError(t, writeDocument(path, nil, "Machine: m2.\n", second))
+	require.NoError(t, writeDocument(path, nil, "Machine: m2.\n", second, true))
 	doc, err = os.ReadFile(path)
 	require.NoError(t, err)
 	assert.Contains(t, string(doc), "| 1 | x\\|y |", "section one is kept")
 	assert.Contains(t, string(doc), "second run")
 	assert.NotContains(t, string(doc), "first run", "section two is replaced")
-	assert.Contains(t, string(doc), "Machine: m2.")
+	assert.Contains(t, string(doc), "Machine: m1.", "a partial run keeps the machine line that dates section one")
+	assert.Equal(t, 1, strings.Count(string(doc), "<!-- bench:machine -->"))
+
+	require.NoError(t, writeDocument(path, nil, "Machine: m2.\n", second, false))
+	doc, err = os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Contains(t, string(doc), "Machine: m2.", "a full run writes the machine line")
+	assert.NotContains(t, string(doc), "Machine: m1.")
 	assert.Less(t, strings.Index(string(doc), "## One"), strings.Index(string(doc), "## Two"), "suite order")
 }
 

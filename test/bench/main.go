@@ -49,7 +49,7 @@ func register(s Suite) {
 	slices.SortStableFunc(suites, func(a, b Suite) int { return rank(a.Name) - rank(b.Name) })
 }
 
-var documentOrder = []string{"reconcile", "hostcalls", "queue", "memory", "throughput", "lifecycle", "failover"}
+var documentOrder = []string{"reconcile", "hostcalls", "queue", "memory", "throughput", "lifecycle", "failover", "host"}
 
 // rank is a suite's place in the document; unlisted suites come last.
 func rank(name string) int {
@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	failed := 0
 	for _, s := range selected {
 		fmt.Fprintf(stderr, "bench: %s: %s\n", s.Name, s.Title)
-		start := time.Now()
+		start, load := time.Now(), loadAverage()
 		sec, err := s.Run(ctx, env)
 		if err != nil {
 			fmt.Fprintf(stderr, "bench: %s failed: %v\n", s.Name, err)
@@ -105,9 +105,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		fmt.Fprintf(stderr, "bench: %s done in %s\n", s.Name, time.Since(start).Round(time.Second))
+		sec.Notes = append(sec.Notes, runNote(s.Name, *only != "", start, load))
 		sections[s.Name] = renderSection(s, sec)
 	}
-	if err := writeDocument(*out, stdout, env.Machine, sections); err != nil {
+	// A partial run keeps the machine line: it dates the sections kept.
+	if err := writeDocument(*out, stdout, env.Machine, sections, *only != ""); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
 	}
@@ -130,4 +132,25 @@ func selectSuites(only string) ([]Suite, error) {
 		out = append(out, suites[i])
 	}
 	return out, nil
+}
+
+// runNote says when a section was measured, if not with the whole document,
+// and how loaded the machine was: timings are only as steady as the load.
+func runNote(name string, alone bool, start time.Time, load string) string {
+	if alone {
+		return fmt.Sprintf("Run alone (`-only %s`) on %s; load average %s (1, 5, 15 min) when it started.", name, start.UTC().Format("2006-01-02 15:04 MST"), load)
+	}
+	return fmt.Sprintf("Load average %s (1, 5, 15 min) when the suite started.", load)
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	if f := strings.Fields(string(b)); len(f) >= 3 {
+		return strings.Join(f[:3], ", ")
+	}
+	return "unknown"
 }

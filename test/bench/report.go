@@ -63,8 +63,9 @@ var sectionRE = regexp.MustCompile(`(?s)<!-- bench:([a-z0-9-]+) -->\n.*?<!-- /be
 
 // writeDocument writes the document to path (or w when path is "-"): the
 // header, the machine, then every registered suite's section in order, new
-// ones from sections and the others kept from the existing document.
-func writeDocument(path string, w io.Writer, machine string, sections map[string]string) error {
+// ones from sections and the others kept from the existing document. With
+// keepMachine the existing document's machine line, if any, stays.
+func writeDocument(path string, w io.Writer, machine string, sections map[string]string, keepMachine bool) error {
 	kept := map[string]string{}
 	if path != "-" {
 		old, err := os.ReadFile(path)
@@ -79,7 +80,11 @@ func writeDocument(path string, w io.Writer, machine string, sections map[string
 	}
 	var b strings.Builder
 	b.WriteString(header)
-	b.WriteString("<!-- bench:machine -->\n" + machine + "<!-- /bench:machine -->\n")
+	if m, ok := kept["machine"]; ok && keepMachine {
+		b.WriteString(m)
+	} else {
+		b.WriteString("<!-- bench:machine -->\n" + machine + "<!-- /bench:machine -->\n")
+	}
 	for _, s := range suites {
 		sec, ok := sections[s.Name]
 		if !ok {
