@@ -1,6 +1,7 @@
 # wre — build, test and run. `make help` lists the targets.
 SHELL := /bin/bash
-GO ?= go
+# Exported: the control plane harness builds its binaries with $GO too.
+export GO ?= go
 # Cache for control plane binaries and other tools, outside the checkout.
 export WRE_CACHE_DIR ?= $(HOME)/.cache/wre
 STATICCHECK_VERSION := v0.8.2

@@ -82,8 +82,8 @@ func RepoRoot() (string, error) {
 	return "", errors.New("cannot find the wre checkout (test/tools/kube/go.mod): run from inside it")
 }
 
-// EnsureBinaries builds every missing control plane binary into BinDir and
-// returns that directory. Build output goes to log. It is safe to call from
+// EnsureBinaries builds every missing control plane binary into BinDir with
+// $GO (default "go") and returns that directory. Build output goes to log. It is safe to call from
 // several processes at once.
 func EnsureBinaries(ctx context.Context, log io.Writer) (string, error) {
 	dir, err := BinDir()
@@ -128,7 +128,7 @@ func build(ctx context.Context, root, dir string, b binary, log io.Writer) error
 	final := filepath.Join(dir, b.name)
 	tmp := final + ".tmp"
 	fmt.Fprintf(log, "controlplane: building %s (%s) into %s\n", b.name, b.pkg, dir)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", tmp, b.pkg)
+	cmd := exec.CommandContext(ctx, goCommand(), "build", "-o", tmp, b.pkg)
 	cmd.Dir = filepath.Join(root, "test", "tools", b.toolMod)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var out bytes.Buffer
@@ -141,6 +141,17 @@ func build(ctx context.Context, root, dir string, b binary, log io.Writer) error
 		return fmt.Errorf("install %s: %w", b.name, err)
 	}
 	return nil
+}
+
+// GoEnv names the Go command that EnsureBinaries builds with (the Makefile's
+// GO); "go" from PATH when unset.
+const GoEnv = "GO"
+
+func goCommand() string {
+	if g := os.Getenv(GoEnv); g != "" {
+		return g
+	}
+	return "go"
 }
 
 // lockFile takes an exclusive advisory lock on path and returns its release.
