@@ -5,6 +5,8 @@ export GO ?= go
 # Cache for control plane binaries and other tools, outside the checkout.
 export WRE_CACHE_DIR ?= $(HOME)/.cache/wre
 STATICCHECK_VERSION := v0.8.2
+# Built once per version and Go release (a host binary, also for linting wasm code).
+STATICCHECK = $(WRE_CACHE_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)-$(shell $(GO) env GOVERSION)/staticcheck
 BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
 # Go modules nested in this repository besides the root and the control plane tools.
 SUBMODULES := $(sort $(patsubst ./%/go.mod,%,$(shell find . -name go.mod -not -path ./go.mod -not -path './test/tools/*' -not -path './.git/*' -not -path '*/testdata/*')))
@@ -90,8 +92,14 @@ deploy-examples: image-binary ## package the example modules as ConfigMaps for d
 	WRE=$(CURDIR)/bin/wre deploy/overlays/examples/package-modules.sh
 
 .PHONY: lint
-lint: ## staticcheck (pinned) on the root module
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+lint: ## staticcheck (pinned) on every Go module, guest code also for wasip1 as check vets it; reports all, then fails
+	@test -x $(STATICCHECK) || GOBIN=$(dir $(STATICCHECK)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@rc=0; \
+	  echo "staticcheck (root)"; $(STATICCHECK) ./... || rc=1; \
+	  for m in $(SUBMODULES); do echo "staticcheck ($$m)"; (cd $$m && $(STATICCHECK) ./...) || rc=1; done; \
+	  echo "staticcheck wasip1 (guest-sdk)"; (cd guest-sdk && GOOS=wasip1 GOARCH=wasm $(STATICCHECK) ./wre ./client ./internal/...) || rc=1; \
+	  for m in $(WASM_MODULES); do echo "staticcheck wasip1 ($$m)"; (cd $$m && GOOS=wasip1 GOARCH=wasm $(STATICCHECK) .) || rc=1; done; \
+	  exit $$rc
 
 .PHONY: cover
 cover: controlplane ## statement coverage of engine/ and host/
