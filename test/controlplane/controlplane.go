@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,12 +28,15 @@ const AdminUser = "wre-admin"
 // Options configure Start. The zero value is ready to use.
 type Options struct {
 	// Dir holds data, certificates, logs and kubeconfigs. Defaults to a new
-	// temporary directory, removed by Stop.
+	// temporary directory os.TempDir()/wre-controlplane-*, removed by Stop or,
+	// when the process dies first, by the next Start.
 	Dir string
 	// Log receives build and progress messages. Defaults to io.Discard.
 	Log io.Writer
 	// Detached starts the components in their own sessions so they outlive
-	// this process (for `make cluster-up`); stop them with StopDetached.
+	// this process (for `make cluster-up`); stop them with StopDetached. Their
+	// directory outlives this process too (no sweep removes a directory that
+	// a running process names).
 	Detached bool
 	// ReadyTimeout bounds the wait for each component to become ready.
 	// Defaults to 90s.
@@ -51,6 +55,7 @@ type ControlPlane struct {
 	etcdPort, etcdPeerPort, apiPort, kcmPort int
 
 	etcd, apiserver, kcm *process
+	lock                 *os.File // flock on dir/.lock while Start's own dir is in use
 	stopped              bool
 }
 
@@ -62,10 +67,26 @@ type state struct {
 	PIDs       []int  `json:"pids"`
 }
 
+// startAttempts bounds how often Start tries new ports after a component lost
+// its port to another process (see FreePorts).
+const startAttempts = 3
+
+// freePorts picks the components' ports; tests replace it.
+var freePorts = FreePorts
+
 // Start builds missing binaries, starts etcd, kube-apiserver and
 // kube-controller-manager on free loopback ports and waits until the API
-// server's /readyz and the controller manager's /healthz answer ok. On error
-// everything started so far is stopped again.
+// server's /readyz and the controller manager's /healthz answer ok.
+//
+// When a component exits during startup because its port was taken ("address
+// already in use"), Start stops what it started, removes etcd's data and tries
+// again on new ports, up to three attempts in all. On error everything
+// started so far is stopped again (see Stop).
+//
+// Without Options.Dir, Start first removes the directories that earlier
+// control planes left in os.TempDir() when their process died before Stop (a
+// panic, a -timeout; see sweepStaleDirs), then creates its own and holds a
+// lock on it until Stop.
 func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
@@ -77,14 +98,30 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &ControlPlane{opts: opts, binDir: binDir, dir: opts.Dir}
-	if c.dir == "" {
-		if c.dir, err = os.MkdirTemp("", "wre-controlplane-"); err != nil {
+	c := &ControlPlane{opts: opts, binDir: binDir}
+	if opts.Dir == "" {
+		root, err := filepath.Abs(os.TempDir())
+		if err != nil {
 			return nil, fmt.Errorf("create control plane directory: %w", err)
 		}
+		sweepStaleDirs(root, opts.Log)
+		if c.dir, err = os.MkdirTemp(root, dirPrefix); err != nil {
+			return nil, fmt.Errorf("create control plane directory: %w", err)
+		}
+		if c.lock, err = lockDir(c.dir); err != nil {
+			_ = os.RemoveAll(c.dir)
+			return nil, err
+		}
 		c.ownsDir = true
-	} else if err := os.MkdirAll(c.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create control plane directory: %w", err)
+	} else {
+		// Absolute, so that the components' command lines name it whatever the
+		// working directory of StopDetached.
+		if c.dir, err = filepath.Abs(opts.Dir); err != nil {
+			return nil, fmt.Errorf("create control plane directory: %w", err)
+		}
+		if err := os.MkdirAll(c.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create control plane directory: %w", err)
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -95,14 +132,24 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return nil, err
 	}
 	start := time.Now()
-	if err := c.startEtcd(ctx); err != nil {
-		return nil, err
-	}
-	if err := c.StartAPIServer(ctx); err != nil {
-		return nil, err
-	}
-	if err := c.startControllerManager(ctx); err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		err := c.startComponents(ctx)
+		if err == nil {
+			break
+		}
+		lost := c.lostPort()
+		if lost == nil || attempt == startAttempts || ctx.Err() != nil {
+			return nil, err
+		}
+		fmt.Fprintf(opts.Log, "controlplane: %s lost its port to another process (address already in use); retrying on new ports (attempt %d of %d)\n",
+			lost.name, attempt+1, startAttempts)
+		if err := c.stopComponents(); err != nil {
+			return nil, err
+		}
+		// etcd would keep the member's old peer URL and refuse the new one.
+		if err := os.RemoveAll(c.path("etcd")); err != nil {
+			return nil, fmt.Errorf("remove etcd data of the failed attempt: %w", err)
+		}
 	}
 	if err := c.writeState(); err != nil {
 		return nil, err
@@ -112,25 +159,65 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	return c, nil
 }
 
+// prepare writes what every attempt shares: certificates and the token file.
 func (c *ControlPlane) prepare() error {
-	ports, err := FreePorts(4)
-	if err != nil {
-		return err
-	}
-	c.etcdPort, c.etcdPeerPort, c.apiPort, c.kcmPort = ports[0], ports[1], ports[2], ports[3]
 	buf := make([]byte, 16)
 	if _, err := rand.Read(buf); err != nil {
 		return err
 	}
 	c.token = hex.EncodeToString(buf)
+	var err error
 	if c.pki, err = writePKI(c.dir); err != nil {
 		return fmt.Errorf("write certificates: %w", err)
 	}
 	tokens := fmt.Sprintf("%s,%s,%s,\"system:masters\"\n", c.token, AdminUser, AdminUser)
-	if err := os.WriteFile(c.path("tokens.csv"), []byte(tokens), 0o600); err != nil {
+	return os.WriteFile(c.path("tokens.csv"), []byte(tokens), 0o600)
+}
+
+// startComponents picks ports, writes the admin kubeconfig for them and starts
+// etcd, the API server and the controller manager.
+func (c *ControlPlane) startComponents(ctx context.Context) error {
+	ports, err := freePorts(4)
+	if err != nil {
 		return err
 	}
-	return writeKubeconfig(c.KubeconfigPath(), c.Config())
+	c.etcdPort, c.etcdPeerPort, c.apiPort, c.kcmPort = ports[0], ports[1], ports[2], ports[3]
+	if err := writeKubeconfig(c.KubeconfigPath(), c.Config()); err != nil {
+		return err
+	}
+	if err := c.startEtcd(ctx); err != nil {
+		return err
+	}
+	if err := c.StartAPIServer(ctx); err != nil {
+		return err
+	}
+	return c.startControllerManager(ctx)
+}
+
+// lostPort returns the component that exited because its port was taken, or
+// nil.
+func (c *ControlPlane) lostPort() *process {
+	for _, p := range []*process{c.etcd, c.apiserver, c.kcm} {
+		if p.exitedWith("address already in use") {
+			return p
+		}
+	}
+	return nil
+}
+
+// stopComponents stops the controller manager, the API server and etcd, in
+// that order.
+func (c *ControlPlane) stopComponents() error {
+	var errs []error
+	for _, step := range []struct {
+		p     *process
+		grace time.Duration
+	}{{c.kcm, 2 * time.Second}, {c.apiserver, time.Second}, {c.etcd, 5 * time.Second}} {
+		if step.p != nil {
+			errs = append(errs, step.p.stop(step.grace))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (c *ControlPlane) path(name string) string { return filepath.Join(c.dir, name) }
@@ -245,6 +332,17 @@ func (c *ControlPlane) authHeader() http.Header {
 func (c *ControlPlane) waitHealthy(ctx context.Context, p *process, url string, header http.Header) error {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.ReadyTimeout)
 	defer cancel()
+	// A probe must not hang when the process is gone: whoever holds the port
+	// instead (see lostPort) may accept and never answer.
+	probeCtx, cancelProbe := context.WithCancel(ctx)
+	defer cancelProbe()
+	go func() {
+		select {
+		case <-p.done:
+			cancelProbe()
+		case <-probeCtx.Done():
+		}
+	}()
 	// The controller manager serves a self-signed certificate; the API server
 	// one from our CA. Health checks only need to reach the endpoint.
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
@@ -253,7 +351,7 @@ func (c *ControlPlane) waitHealthy(ctx context.Context, p *process, url string, 
 	defer client.CloseIdleConnections()
 	var last string
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req, err := http.NewRequestWithContext(probeCtx, http.MethodGet, url, nil)
 		if err != nil {
 			return err
 		}
@@ -354,30 +452,35 @@ func (c *ControlPlane) writeState() error {
 }
 
 // Stop stops every component (controller manager, API server, etcd, in that
-// order) and removes the directory if Start created it. It is idempotent.
+// order), removes the directory if Start created it (else its state.json, so
+// that the directory can be used again) and releases the directory's lock. It
+// is idempotent.
 func (c *ControlPlane) Stop() error {
 	if c.stopped {
 		return nil
 	}
 	c.stopped = true
-	var errs []error
-	for _, step := range []struct {
-		p     *process
-		grace time.Duration
-	}{{c.kcm, 2 * time.Second}, {c.apiserver, time.Second}, {c.etcd, 5 * time.Second}} {
-		if step.p != nil {
-			errs = append(errs, step.p.stop(step.grace))
-		}
-	}
+	errs := []error{c.stopComponents()}
 	if c.ownsDir {
 		errs = append(errs, os.RemoveAll(c.dir))
+	} else if err := os.Remove(c.path("state.json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if c.lock != nil {
+		errs = append(errs, c.lock.Close())
 	}
 	return errors.Join(errs...)
 }
 
 // StopDetached stops a control plane that Start ran with Detached in dir and
-// removes dir.
+// removes dir. It signals a recorded process only while that process's
+// command line names dir, so that processes that reuse the recorded ids after
+// a reboot survive.
 func StopDetached(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
 	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	if err != nil {
 		return fmt.Errorf("read control plane state: %w", err)
@@ -388,7 +491,7 @@ func StopDetached(dir string) error {
 	}
 	// Reverse start order: controller manager, API server, etcd.
 	for i := len(st.PIDs) - 1; i >= 0; i-- {
-		killGroup(st.PIDs[i], 2*time.Second)
+		killGroup(st.PIDs[i], dir, 2*time.Second)
 	}
 	return os.RemoveAll(dir)
 }

@@ -1,9 +1,14 @@
 package controlplane_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -12,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -111,6 +117,31 @@ func TestImpersonationIsBoundByRBAC(t *testing.T) {
 	_, err = sa.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
 	assert.True(t, apierrors.IsForbidden(err), "a service account without roles may not list secrets: %v", err)
 
+	// A plain user is bound by RBAC the same way: forbidden until a RoleBinding
+	// grants the access.
+	admin := adminClient(t)
+	alice, err := kubernetes.NewForConfig(cp.ConfigFor("alice"))
+	require.NoError(t, err)
+	_, err = alice.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+	assert.True(t, apierrors.IsForbidden(err), "a user without roles may not list ConfigMaps: %v", err)
+	_, err = admin.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "configmap-reader"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"list"}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = admin.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "alice-reads-configmaps"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "configmap-reader"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "alice"}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	assert.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err := alice.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+		assert.NoError(c, err)
+	}, 10*time.Second, 100*time.Millisecond, "the RoleBinding lets alice list ConfigMaps in %s", ns)
+	_, err = alice.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{})
+	assert.True(t, apierrors.IsForbidden(err), "only in the bound namespace: %v", err)
+
 	// Admin kubeconfig file works with client-go's loader, as kubectl would use it.
 	cfg, err := clientcmd.BuildConfigFromFlags("", cp.KubeconfigPath())
 	require.NoError(t, err)
@@ -139,7 +170,11 @@ func TestStopLeavesNothing(t *testing.T) {
 	pids := other.PIDs()
 	require.Len(t, pids, 3, "etcd, kube-apiserver and kube-controller-manager run")
 	dir := other.Dir()
-	host := other.Server()[len("https://"):]
+	ports := other.Ports()
+	require.Len(t, ports, 4)
+	for name, port := range ports {
+		requireListening(t, name, port)
+	}
 
 	require.NoError(t, other.Stop())
 	require.NoError(t, other.Stop(), "Stop is idempotent")
@@ -150,11 +185,20 @@ func TestStopLeavesNothing(t *testing.T) {
 	}
 	_, err = os.Stat(dir)
 	assert.True(t, os.IsNotExist(err), "directory %s is removed", dir)
-	conn, err := net.DialTimeout("tcp", host, time.Second)
-	if err == nil {
-		conn.Close()
+	for name, port := range ports {
+		conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		assert.Error(t, err, "nothing listens on %s's port %d any more", name, port)
 	}
-	assert.Error(t, err, "nothing listens on %s any more", host)
+}
+
+func requireListening(t *testing.T, name string, port int) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+	require.NoError(t, err, "%s listens on %d", name, port)
+	conn.Close()
 }
 
 func TestDetachedStartAndStop(t *testing.T) {
@@ -163,6 +207,8 @@ func TestDetachedStartAndStop(t *testing.T) {
 	defer cancel()
 	detached, err := controlplane.Start(ctx, controlplane.Options{Dir: dir, Detached: true})
 	require.NoError(t, err)
+	// Detached components outlive this process: stop them if an assertion fails.
+	t.Cleanup(func() { _ = controlplane.StopDetached(dir) })
 	pids := detached.PIDs()
 	require.Len(t, pids, 3)
 	require.FileExists(t, dir+"/state.json")
@@ -188,4 +234,102 @@ func containsState(stat string, s byte) bool {
 		}
 	}
 	return false
+}
+
+// TestStopDetachedSparesUnrelatedProcesses records the pid of a process that
+// is no component (as after a reboot that reused the pid): StopDetached must
+// leave it alone.
+func TestStopDetachedSparesUnrelatedProcesses(t *testing.T) {
+	sleep := exec.Command("sleep", "30")
+	sleep.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a group leader, like a component
+	require.NoError(t, sleep.Start())
+	exited := make(chan struct{})
+	go func() { _ = sleep.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = sleep.Process.Kill(); <-exited })
+
+	dir := filepath.Join(t.TempDir(), "cluster")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	st := fmt.Sprintf(`{"kubeconfig": %q, "server": "https://127.0.0.1:1", "pids": [%d]}`,
+		filepath.Join(dir, "kubeconfig"), sleep.Process.Pid)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "state.json"), []byte(st), 0o644))
+
+	require.NoError(t, controlplane.StopDetached(dir))
+	assert.NoDirExists(t, dir)
+	select {
+	case <-exited:
+		t.Fatalf("StopDetached killed pid %d, which is no component of %s", sleep.Process.Pid, dir)
+	case <-time.After(time.Second):
+	}
+}
+
+// TestStartRetriesOnPortConflict hands the first attempt an API server port
+// that another listener holds: Start tries again on new ports.
+func TestStartRetriesOnPortConflict(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer held.Close()
+	heldPort := held.Addr().(*net.TCPAddr).Port
+	calls := 0
+	t.Cleanup(controlplane.SetFreePorts(func(n int) ([]int, error) {
+		calls++
+		ports, err := controlplane.FreePorts(n)
+		if err == nil && calls == 1 {
+			ports[2] = heldPort // etcd client, etcd peer, kube-apiserver, kube-controller-manager
+		}
+		return ports, err
+	}))
+
+	dir := filepath.Join(t.TempDir(), "cluster")
+	var log bytes.Buffer
+	other, err := controlplane.Start(t.Context(), controlplane.Options{Dir: dir, Log: &log})
+	require.NoError(t, err, "log:\n%s", log.String())
+	t.Cleanup(func() { _ = other.Stop() })
+
+	assert.Equal(t, 2, calls, "a second attempt picked new ports")
+	assert.NotEqual(t, heldPort, other.Ports()["kube-apiserver"])
+	assert.Contains(t, log.String(), "kube-apiserver lost its port to another process")
+	client, err := kubernetes.NewForConfig(other.Config())
+	require.NoError(t, err)
+	_, err = client.CoreV1().Namespaces().Get(t.Context(), "kube-system", metav1.GetOptions{})
+	assert.NoError(t, err, "the second attempt's control plane serves")
+
+	require.FileExists(t, filepath.Join(dir, "state.json"))
+	require.NoError(t, other.Stop())
+	assert.NoFileExists(t, filepath.Join(dir, "state.json"), "Stop removes the state from the caller's directory")
+	assert.DirExists(t, dir, "and leaves the directory itself")
+}
+
+// TestFailedStartLeavesNoState fails Start after the API server wrote
+// state.json (the controller manager loses its port, then no new ports come):
+// nothing is left running and no state claims otherwise.
+func TestFailedStartLeavesNoState(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer held.Close()
+	var first []int
+	t.Cleanup(controlplane.SetFreePorts(func(n int) ([]int, error) {
+		if first != nil {
+			return nil, errors.New("no ports today")
+		}
+		ports, err := controlplane.FreePorts(n)
+		if err == nil {
+			ports[3] = held.Addr().(*net.TCPAddr).Port
+			first = ports
+		}
+		return ports, err
+	}))
+
+	dir := filepath.Join(t.TempDir(), "cluster")
+	var log bytes.Buffer
+	_, err = controlplane.Start(t.Context(), controlplane.Options{Dir: dir, Log: &log})
+	require.ErrorContains(t, err, "no ports today")
+	assert.Contains(t, log.String(), "kube-controller-manager lost its port to another process")
+	assert.NoFileExists(t, filepath.Join(dir, "state.json"), "a failed Start leaves no state (make cluster-up would refuse to start)")
+	for _, port := range first[:3] {
+		conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		assert.Error(t, err, "nothing listens on %d", port)
+	}
 }

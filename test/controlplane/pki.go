@@ -101,7 +101,7 @@ func writePKI(dir string) (*pki, error) {
 
 // FreePorts reserves n distinct free TCP ports on 127.0.0.1. The listeners are
 // closed before returning, so a port may in rare cases be taken by someone else
-// before the component binds it; Start retries on such a failure.
+// before the component binds it; Start then retries on new ports.
 func FreePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	var listeners []net.Listener

@@ -3,8 +3,10 @@ package controlplane
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,14 +20,21 @@ type process struct {
 	logPath  string
 	detached bool // survive this process (new session, no parent-death signal)
 
-	cmd     *exec.Cmd
-	done    chan struct{}
-	waitErr error
+	cmd       *exec.Cmd
+	logOffset int64 // size of the log when this run started
+	done      chan struct{}
+	waitErr   error
 }
 
 func (p *process) start() error {
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
+		return fmt.Errorf("open %s log: %w", p.name, err)
+	}
+	// The log is shared with earlier runs (a restart, a retried Start); remember
+	// where this run's output begins.
+	if p.logOffset, err = logf.Seek(0, io.SeekEnd); err != nil {
+		logf.Close()
 		return fmt.Errorf("open %s log: %w", p.name, err)
 	}
 	cmd := exec.Command(p.path, p.args...)
@@ -95,14 +104,32 @@ func (p *process) stop(grace time.Duration) error {
 	return nil
 }
 
+// exitedWith reports whether the process has exited and its output of this run
+// contains s.
+func (p *process) exitedWith(s string) bool {
+	if p == nil || p.cmd == nil || p.running() {
+		return false
+	}
+	f, err := os.Open(p.logPath)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	out, err := io.ReadAll(io.NewSectionReader(f, p.logOffset, 1<<62))
+	return err == nil && strings.Contains(string(out), s)
+}
+
 // exited describes how the process ended, with the tail of its log.
 func (p *process) exited() error {
 	return fmt.Errorf("%s exited: %v\n%s", p.name, p.waitErr, Tail(p.logPath, 30))
 }
 
 // killGroup stops a detached process group by id: SIGTERM, grace, SIGKILL.
-func killGroup(pgid int, grace time.Duration) {
-	if pgid <= 0 {
+// It does nothing unless the leader's command line mentions dir, the control
+// plane directory that every component's flags name: after a reboot the pid
+// may belong to an unrelated process.
+func killGroup(pgid int, dir string, grace time.Duration) {
+	if pgid <= 0 || !mentionsDir(cmdline(pgid), dir) {
 		return
 	}
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
@@ -120,6 +147,53 @@ func killGroup(pgid int, grace time.Duration) {
 func groupAlive(pgid int) bool {
 	err := syscall.Kill(-pgid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// cmdline returns /proc/<pid>/cmdline (arguments separated by NUL bytes); it
+// is empty when the process does not exist or is a zombie.
+func cmdline(pid int) []byte {
+	data, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return data
+}
+
+// mentionsDir reports whether an argument of cmdline names dir or a path
+// inside it (dir is absolute and clean).
+func mentionsDir(cmdline []byte, dir string) bool {
+	s := string(cmdline)
+	for i := strings.Index(s, dir); i >= 0; {
+		if end := i + len(dir); end == len(s) || s[end] == '/' || s[end] == 0 {
+			return true
+		}
+		j := strings.Index(s[i+1:], dir)
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// dirsInUse returns those of dirs that the command line of some running
+// process mentions.
+func dirsInUse(dirs []string) (map[string]bool, error) {
+	used := map[string]bool{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cl := cmdline(pid)
+		for _, d := range dirs {
+			if !used[d] && mentionsDir(cl, d) {
+				used[d] = true
+			}
+		}
+	}
+	return used, nil
 }
 
 // Tail returns the last n lines of a file (a component or engine log), for
