@@ -6,7 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -59,7 +59,7 @@ var runExtensions []runExtension
 func extendRun(e runExtension) { runExtensions = append(runExtensions, e) }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "path to a kubeconfig; else $KUBECONFIG, the in-cluster config, then ~/.kube/config")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "path to a kubeconfig; else $KUBECONFIG, then ~/.kube/config, then the in-cluster config (kubectl's order)")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader among replicas through a Lease; only the leader runs workers")
 	fs.StringVar(&f.leaderElectionID, "leader-election-id", manager.DefaultLeaseName, "name of the leader election Lease")
 	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the Lease (default: the pod's namespace)")
@@ -117,6 +117,7 @@ func runCommand(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return exitUsage
 	}
 	klog.SetLogger(log.WithName("client-go"))
+	setKlogVerbosity(f.verbosity)
 	if err := run(ctx, f, log); err != nil {
 		log.Error(err, "wre run failed")
 		return exitError
@@ -130,16 +131,7 @@ func run(ctx context.Context, f runFlags, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := manager.New(manager.Options{
-		Config: cfg, QPS: float32(f.qps), Burst: f.burst,
-		LeaderElection: manager.LeaderElection{
-			Enabled: f.leaderElect, LeaseName: f.leaderElectionID, Namespace: f.leaderElectionNamespace,
-			LeaseDuration: f.leaseDuration, RenewDeadline: f.renewDeadline, RetryPeriod: f.retryPeriod,
-		},
-		MetricsBindAddress: f.metricsAddr, HealthProbeBindAddress: f.probeAddr,
-		GracefulShutdownTimeout: f.gracefulShutdown,
-		Logger:                  log,
-	})
+	mgr, err := manager.New(f.managerOptions(cfg, log))
 	if err != nil {
 		return err
 	}
@@ -156,21 +148,39 @@ func run(ctx context.Context, f runFlags, log logr.Logger) error {
 	return mgr.Start(ctx)
 }
 
-// loadConfig resolves the API server connection as controller-runtime does:
-// --kubeconfig, then $KUBECONFIG, then the in-cluster config, then
-// ~/.kube/config.
+// managerOptions maps the flags onto the manager's options.
+func (f runFlags) managerOptions(cfg *rest.Config, log logr.Logger) manager.Options {
+	return manager.Options{
+		Config: cfg, QPS: float32(f.qps), Burst: f.burst,
+		LeaderElection: manager.LeaderElection{
+			Enabled: f.leaderElect, LeaseName: f.leaderElectionID, Namespace: f.leaderElectionNamespace,
+			LeaseDuration: f.leaseDuration, RenewDeadline: f.renewDeadline, RetryPeriod: f.retryPeriod,
+		},
+		MetricsBindAddress: f.metricsAddr, HealthProbeBindAddress: f.probeAddr,
+		GracefulShutdownTimeout: f.gracefulShutdown,
+		Logger:                  log,
+	}
+}
+
+// setKlogVerbosity gives klog the engine's verbosity. klog.SetLogger only
+// routes klog's output; client-go's klog.V(n) lines are filtered by klog's own
+// -v first, so without this `wre run --v 4` would not show them.
+func setKlogVerbosity(v int) {
+	var fs flag.FlagSet
+	klog.InitFlags(&fs)
+	_ = fs.Set("v", strconv.Itoa(v)) // v ≥ 0: validated by logging.New
+}
+
+// loadConfig resolves the API server connection exactly as kubectl does
+// (client-go's deferred loading rules): --kubeconfig, else the files in
+// $KUBECONFIG, else ~/.kube/config, and the in-cluster service account only
+// when none of those configures a server.
 func loadConfig(kubeconfig string) (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if kubeconfig != "" {
-		rules.ExplicitPath = kubeconfig
-	} else if os.Getenv(clientcmd.RecommendedConfigPathEnvVar) == "" {
-		if cfg, err := rest.InClusterConfig(); err == nil {
-			return cfg, nil
-		}
-	}
+	rules.ExplicitPath = kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("load kubeconfig: %w", err)
+		return nil, fmt.Errorf("load kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config, in-cluster): %w", err)
 	}
 	return cfg, nil
 }
