@@ -72,9 +72,7 @@ func (r *report) add(format string, args ...any) {
 }
 
 func (r *report) problem(err error) {
-	for _, l := range strings.Split(err.Error(), "\n") {
-		r.problems = append(r.problems, l)
-	}
+	r.problems = append(r.problems, strings.Split(err.Error(), "\n")...)
 }
 
 func (r *report) inspect(ctx context.Context, name string, data []byte, manifestPath string, policy *modules.Policy) {

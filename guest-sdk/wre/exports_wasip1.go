@@ -1,5 +1,10 @@
 //go:build wasip1
 
+// The host calls the functions exported with //go:wasmexport; staticcheck
+// does not count that as a use.
+//
+//lint:file-ignore U1000 exported to the host with //go:wasmexport
+
 package wre
 
 import (

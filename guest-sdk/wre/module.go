@@ -144,7 +144,7 @@ func (i *Instance) Reconcile(raw []byte) []byte {
 		i.setupErr = protect(func() (err error) {
 			i.reconciler, err = i.module.Setup(i.host)
 			if err == nil && i.reconciler == nil {
-				err = errors.New("Setup returned no reconciler")
+				err = errors.New("setup returned no reconciler")
 			}
 			return err
 		})

@@ -188,7 +188,7 @@ func TestDeleteAndApplyAgainstTheAPIServer(t *testing.T) {
 		if f.Operation == metav1.ManagedFieldsOperationApply {
 			appliers = append(appliers, f.Manager)
 			require.NotNil(t, f.FieldsV1)
-			assert.Contains(t, string(f.FieldsV1.Raw), `"f:from"`)
+			assert.Contains(t, f.FieldsV1.GetRawString(), `"f:from"`)
 		}
 	}
 	assert.Equal(t, []string{"itest"}, appliers, "server-side apply uses the module name as field manager")
