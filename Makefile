@@ -15,6 +15,9 @@ GUEST_SDK_DEPS := k8s.io/api k8s.io/apimachinery github.com/go-logr/logr
 # Example reconciler modules (each its own Go module compiled to wasm).
 WASM_MODULES := $(patsubst %/go.mod,%,$(wildcard modules/*/go.mod))
 TEST_FLAGS ?= -race -timeout 40m
+# Statement coverage that engine/ and host/ must each keep (test/coverage.awk).
+COVER_MIN := 85
+COVER_PROFILE := bin/cover.out
 WRE_CLUSTER := $(GO) run ./test/controlplane/cmd/wre-cluster
 
 .PHONY: help
@@ -22,7 +25,7 @@ help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: test
-test: check controlplane tools image-binary unit-and-integration submodule-tests ## THE test command: vet, gofmt, every unit, integration and end-to-end test
+test: check lint controlplane tools image-binary unit-and-integration submodule-tests ## THE test command: vet, gofmt, staticcheck, every unit, integration and end-to-end test, coverage floor
 	@echo "make test: all suites passed"
 
 .PHONY: check
@@ -44,8 +47,10 @@ guest-sdk-deps: ## guest-sdk/go.mod requires directly only k8s.io/api, k8s.io/ap
 	  echo "the guest SDK may require directly only $(GUEST_SDK_DEPS) (issue #4): replace the dependency with local code, then go mod tidy"; exit 1; fi
 
 .PHONY: unit-and-integration
-unit-and-integration: ## go test -race on the root module (integration suites start a local control plane)
-	$(GO) test $(TEST_FLAGS) ./...
+unit-and-integration: ## go test -race on the root module (integration suites start a local control plane), then the coverage floor
+	@mkdir -p bin
+	$(GO) test $(TEST_FLAGS) -coverprofile=$(COVER_PROFILE) ./...
+	@awk -v min=$(COVER_MIN) -f test/coverage.awk $(COVER_PROFILE)
 
 .PHONY: submodule-tests
 submodule-tests: tools image-binary ## go test on the guest SDK, the example modules, deploy/ and dashboards/
@@ -57,6 +62,10 @@ tools: ## install promtool and prometheus (Debian package) when missing
 	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
 	  echo "installing Debian's prometheus package (promtool, prometheus)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  if [ -n "$$SUDO" ] && ! sudo -n true 2>/dev/null; then \
+	    echo "make tools: promtool and prometheus are missing and installing them needs root or passwordless sudo:"; \
+	    echo "  apt-get install prometheus   (or put promtool and prometheus on PATH)"; exit 1; fi; \
+	  command -v apt-get >/dev/null || { echo "make tools: no apt-get here; put promtool and prometheus (2.x or later) on PATH"; exit 1; }; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	fi
 	@promtool --version | head -n 1
@@ -102,9 +111,10 @@ lint: ## staticcheck (pinned) on every Go module, guest code also for wasip1 as 
 	  exit $$rc
 
 .PHONY: cover
-cover: controlplane ## statement coverage of engine/ and host/
-	$(GO) test -race -coverprofile=cover.out ./engine/... ./host/...
-	$(GO) tool cover -func=cover.out | tail -n 1
+cover: controlplane ## statement coverage of engine/ and host/ by their own tests (make test checks the whole suite's)
+	@mkdir -p bin
+	$(GO) test -race -coverprofile=$(COVER_PROFILE) ./engine/... ./host/...
+	@awk -v min=$(COVER_MIN) -f test/coverage.awk $(COVER_PROFILE)
 
 .PHONY: bench
 bench: controlplane image-binary ## run the benchmark suite and regenerate docs/benchmarks.md (BENCH=name,... for some)
