@@ -13,7 +13,7 @@ const (
 	TrapTimeout  = "timeout"  // the per-reconcile timeout stopped the guest
 	TrapCanceled = "canceled" // the caller's context was canceled (shutdown)
 	TrapOOM      = "oom"      // linear memory would have grown past the cap
-	TrapPanic    = "panic"    // the guest's runtime reported a panic or fatal error
+	TrapPanic    = "panic"    // the guest reported a recovered panic, or its runtime printed a panic or fatal error
 	TrapExit     = "exit"     // the guest called proc_exit
 	TrapWasm     = "trap"     // a WebAssembly trap: unreachable, out of bounds, …
 	TrapProtocol = "protocol" // the guest broke the ABI (bad reconcile response, bad allocation)
