@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -56,7 +57,8 @@ type ControlPlane struct {
 
 	etcd, apiserver, kcm *process
 	lock                 *os.File // flock on dir/.lock while Start's own dir is in use
-	stopped              bool
+	stopOnce             sync.Once
+	stopErr              error
 }
 
 // state is written to Dir/state.json so a detached control plane can be found
@@ -454,12 +456,15 @@ func (c *ControlPlane) writeState() error {
 // Stop stops every component (controller manager, API server, etcd, in that
 // order), removes the directory if Start created it (else its state.json, so
 // that the directory can be used again) and releases the directory's lock. It
-// is idempotent.
+// is idempotent and safe to call concurrently (RunMain's signal handler and its
+// deferred Stop may race): every call returns after the first one finished,
+// with its error.
 func (c *ControlPlane) Stop() error {
-	if c.stopped {
-		return nil
-	}
-	c.stopped = true
+	c.stopOnce.Do(func() { c.stopErr = c.stop() })
+	return c.stopErr
+}
+
+func (c *ControlPlane) stop() error {
 	errs := []error{c.stopComponents()}
 	if c.ownsDir {
 		errs = append(errs, os.RemoveAll(c.dir))
