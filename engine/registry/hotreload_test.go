@@ -63,12 +63,16 @@ config: ` + string(config) + "\n"))
 	return m
 }
 
-// reconcileLog records the begin and end lines the guest logs, in the order
-// the host passes them on (a guest's log call returns only after it is
-// recorded, so this is the order in which they happened).
+// reconcileLog records the begin and end lines the guest logs for objects in
+// namespace, in the order the host passes them on (a guest's log call returns
+// only after it is recorded, so this is the order in which they happened).
+// The module watches Widgets cluster-wide, so it also reconciles other tests'
+// Widgets, whose status another engine writes too: those reconciles can fail
+// on conflicts between begin and end, and they are not this test's to check.
 type reconcileLog struct {
-	mu    sync.Mutex
-	lines []logLine
+	namespace string
+	mu        sync.Mutex
+	lines     []logLine
 }
 
 type logLine struct {
@@ -84,7 +88,7 @@ func (l *reconcileLog) sink(obj string) {
 		return
 	}
 	what, version, ok := strings.Cut(m.Msg, " ")
-	if !ok || (what != "begin" && what != "end") {
+	if !ok || (what != "begin" && what != "end") || !strings.HasPrefix(m.Object, l.namespace+"/") {
 		return
 	}
 	l.mu.Lock()
@@ -135,7 +139,7 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	ctx := t.Context()
 	require.NoError(t, enginetest.InstallWidgetCRD(ctx, cp.Config()))
 	ns := controlplane.Namespace(t, cp)
-	log := &reconcileLog{}
+	log := &reconcileLog{namespace: ns}
 	_, reg := startEngine(t, ns, host.RuntimeOptions{Logger: funcr.NewJSON(log.sink, funcr.Options{})})
 	kube := kubernetes.NewForConfigOrDie(cp.Config())
 
