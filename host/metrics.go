@@ -22,11 +22,6 @@ const (
 
 var trapReasons = []string{TrapTimeout, TrapCanceled, TrapOOM, TrapPanic, TrapExit, TrapWasm, TrapProtocol, TrapInit}
 
-var allOps = []abi.Op{
-	abi.OpGet, abi.OpList, abi.OpCreate, abi.OpUpdate, abi.OpPatch, abi.OpDelete,
-	abi.OpStatusUpdate, abi.OpStatusPatch, abi.OpEvent, abi.OpConfig,
-}
-
 // Metrics are the Prometheus collectors of the host. One value serves every
 // module of a Runtime; series are labelled by module name.
 type Metrics struct {
@@ -95,7 +90,7 @@ func (m *Metrics) initModule(module string) {
 	m.mu.Lock()
 	m.modules[module]++
 	m.mu.Unlock()
-	for _, op := range allOps {
+	for _, op := range abi.Ops() {
 		m.HostCalls.WithLabelValues(module, op.String(), "200")
 		m.HostCalls.WithLabelValues(module, op.String(), "403")
 		m.HostCallDuration.WithLabelValues(module, op.String())

@@ -10,6 +10,12 @@ const (
 	// MarkerV1 is the empty function a guest exports to announce ABI v1.
 	MarkerV1 = "wre_abi_v1"
 
+	// MarkerV2 is the empty function a guest exports to announce ABI v2.
+	MarkerV2 = "wre_abi_v2"
+	// ExportBuffer is wre_buffer(size u32) -> ptr u32 (ABI v2): a buffer of
+	// at least size bytes that the host writes its messages into.
+	ExportBuffer = "wre_buffer"
+
 	// ExportAlloc is wre_alloc(size u32) -> ptr u32.
 	ExportAlloc = "wre_alloc"
 	// ExportFree is wre_free(ptr u32).
@@ -38,12 +44,32 @@ const (
 	OpStatusPatch  Op = 8
 	OpEvent        Op = 9
 	OpConfig       Op = 10
+	// OpDeclare (ABI v2) declares a projection; only during _initialize.
+	OpDeclare Op = 11
+	// OpApply (ABI v2) server-side applies the projected fields of a record.
+	OpApply Op = 12
+	// OpStatusApply (ABI v2) server-side applies the projected status fields
+	// of a record to the status subresource.
+	OpStatusApply Op = 13
 )
 
 var opNames = [...]string{
 	OpGet: "get", OpList: "list", OpCreate: "create", OpUpdate: "update",
 	OpPatch: "patch", OpDelete: "delete", OpStatusUpdate: "status_update",
 	OpStatusPatch: "status_patch", OpEvent: "event", OpConfig: "config",
+	OpDeclare: "declare", OpApply: "apply", OpStatusApply: "status_apply",
+}
+
+// Ops returns every operation this version of the package defines, in
+// numeric order: the one list of ops that metrics and docs are built from.
+func Ops() []Op {
+	var out []Op
+	for op, name := range opNames {
+		if name != "" {
+			out = append(out, Op(op))
+		}
+	}
+	return out
 }
 
 // String returns the lower-case name of the operation ("get", "status_patch"),
@@ -74,6 +100,8 @@ const (
 	ContentTypeProtobuf = "application/vnd.kubernetes.protobuf"
 	// ContentTypeJSON is a JSON object including apiVersion and kind.
 	ContentTypeJSON = "application/json"
+	// ContentTypeFlat is an ABI v2 flat record of a declared projection.
+	ContentTypeFlat = "application/vnd.wre.flat"
 )
 
 // Patch types, the same strings as k8s.io/apimachinery/pkg/types.PatchType.

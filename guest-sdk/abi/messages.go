@@ -139,6 +139,14 @@ type Request struct {
 	EventType    string // tag 22; Normal or Warning
 	EventReason  string // tag 23
 	EventMessage string // tag 24
+
+	// Projection selects, in ABI v2, the declared projection (1-based, in
+	// declaration order) in which objects travel (tag 25); 0 asks for the
+	// full object as JSON.
+	Projection int64
+	// Fields are the fields of a declare call (ABI v2), each "path:kind"
+	// (tag 26, repeated).
+	Fields []string
 }
 
 // Tags of Request.
@@ -167,11 +175,16 @@ const (
 	TagEventType                   uint16 = 22
 	TagEventReason                 uint16 = 23
 	TagEventMessage                uint16 = 24
+	TagProjection                  uint16 = 25
+	TagField                       uint16 = 26
 )
 
 // Marshal encodes m.
-func (m *Request) Marshal() []byte {
-	b := make([]byte, 0, 128+len(m.Body))
+func (m *Request) Marshal() []byte { return m.AppendTo(make([]byte, 0, 128+len(m.Body))) }
+
+// AppendTo appends the encoding of m to b: a guest that reuses b encodes
+// without allocating.
+func (m *Request) AppendTo(b []byte) []byte {
 	for _, f := range [...]struct {
 		tag uint16
 		s   string
@@ -190,6 +203,10 @@ func (m *Request) Marshal() []byte {
 	b = appendBool(b, TagForce, m.Force)
 	b = appendBool(b, TagDryRun, m.DryRun)
 	b = appendBool(b, TagLive, m.Live)
+	b = appendUint64(b, TagProjection, uint64(m.Projection))
+	for _, f := range m.Fields {
+		b = appendBytes(b, TagField, []byte(f))
+	}
 	if m.Body != nil {
 		b = appendBytes(b, TagBody, m.Body)
 	}
@@ -211,6 +228,10 @@ func (m *Request) Unmarshal(b []byte) error {
 		switch tag {
 		case TagLimit:
 			m.Limit, err = decodeInt64(tag, val)
+		case TagProjection:
+			m.Projection, err = decodeInt64(tag, val)
+		case TagField:
+			m.Fields = append(m.Fields, string(val))
 		case TagBody:
 			m.Body = cloneBytes(val)
 		}
@@ -218,6 +239,9 @@ func (m *Request) Unmarshal(b []byte) error {
 	})
 	if err == nil && m.Limit < 0 {
 		err = fmt.Errorf("%w: negative limit %d", ErrMalformed, m.Limit)
+	}
+	if err == nil && m.Projection < 0 {
+		err = fmt.Errorf("%w: negative projection %d", ErrMalformed, m.Projection)
 	}
 	return err
 }
