@@ -36,6 +36,9 @@ type abiVersion struct {
 	// reconcile runs one reconcile of req in inst, a guest call under ctx. An
 	// error means the instance must be discarded.
 	reconcile func(ctx context.Context, m *Module, inst *instance, req reconcile.Request, id string) (abi.ReconcileResponse, error)
+	// projected marks the versions whose host calls carry objects in declared
+	// projections (v2) and serve declare, apply and status_apply.
+	projected bool
 }
 
 type export struct {
@@ -101,7 +104,7 @@ var abiV1 = &abiVersion{
 }
 
 // builtinABIVersions are the versions every Runtime supports.
-var builtinABIVersions = []*abiVersion{abiV1}
+var builtinABIVersions = []*abiVersion{abiV1, abiV2}
 
 // abiTable is the set of versions one Runtime supports, by marker.
 type abiTable map[string]*abiVersion

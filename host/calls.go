@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/wre-dev/wre/guest-sdk/abi"
+	"github.com/wre-dev/wre/guest-sdk/abi/flat"
 )
 
 // hostCall implements wre.call(op, req_ptr, req_len) -> packed response.
@@ -38,16 +40,21 @@ func (rt *Runtime) hostCall(ctx context.Context, mod api.Module, stack []uint64)
 			Message: fmt.Sprintf("response of %d bytes exceeds the maximum message size %d; use limit and continue", size, rt.opts.MaxMessageSize),
 		}}
 	}
-	opName := op.String()
-	rt.opts.Metrics.HostCallDuration.WithLabelValues(st.m.opts.Name, opName).Observe(time.Since(start).Seconds())
-	rt.opts.Metrics.HostCalls.WithLabelValues(st.m.opts.Name, opName, fmt.Sprint(resp.Code)).Inc()
-	if !resp.OK() {
-		st.log.V(1).Info("host call failed", "op", opName, "code", resp.Code, "reason", resp.Reason, "message", resp.Message)
-	}
+	rt.observeCall(st, op, resp.Status, start)
 	// A call that outlived its reconcile (typically an API request cut by the
 	// timeout) ends the guest here rather than answering it.
 	abortIfDone(ctx)
 	stack[0] = st.inst.write(ctx, resp.AppendTo(make([]byte, 0, resp.Size())))
+}
+
+// observeCall counts a served host call in the metrics and logs a failure.
+func (rt *Runtime) observeCall(st *callState, op abi.Op, status abi.Status, start time.Time) {
+	opName := op.String()
+	rt.opts.Metrics.HostCallDuration.WithLabelValues(st.m.opts.Name, opName).Observe(time.Since(start).Seconds())
+	rt.opts.Metrics.HostCalls.WithLabelValues(st.m.opts.Name, opName, strconv.Itoa(int(status.Code))).Inc()
+	if !status.OK() {
+		st.log.V(1).Info("host call failed", "op", opName, "code", status.Code, "reason", status.Reason, "message", status.Message)
+	}
 }
 
 // hostLog implements wre.log(level, ptr, len).
@@ -84,6 +91,10 @@ type call struct {
 	req abi.Request
 	gvr schema.GroupVersionResource
 	gvk schema.GroupVersionKind
+	// v2 marks a call of an ABI v2 module: objects travel in proj, or as
+	// JSON when proj is nil.
+	v2   bool
+	proj *projection
 }
 
 // opVerbs gives the permission verb of each object operation and whether it
@@ -98,6 +109,7 @@ var opVerbs = map[abi.Op]struct {
 	abi.OpPatch: {"patch", false, true}, abi.OpDelete: {"delete", false, true},
 	abi.OpStatusUpdate: {"update", true, false}, abi.OpStatusPatch: {"patch", true, true},
 	abi.OpEvent: {"get", false, true},
+	abi.OpApply: {"patch", false, true}, abi.OpStatusApply: {"patch", true, true},
 }
 
 // serve decodes, checks and runs one host call. It never panics on guest input.
@@ -119,15 +131,28 @@ func (m *Module) serve(ctx context.Context, st *callState, op abi.Op, mod api.Mo
 // handle decodes and runs the request b of a known op; b is guest memory and
 // is not retained.
 func (m *Module) handle(ctx context.Context, st *callState, op abi.Op, b []byte) abi.Response {
-	c := &call{m: m, st: st, op: op}
+	c := &call{m: m, st: st, op: op, v2: m.compiled.entry.version.projected}
 	if err := c.req.Unmarshal(b); err != nil {
 		return abi.Response{Status: badRequest(err.Error())}
 	}
-	if op == abi.OpConfig {
+	switch {
+	case op == abi.OpConfig:
 		return abi.Response{Status: abi.Status{Code: http.StatusOK}, ContentType: m.opts.ConfigContentType, Body: append([]byte{}, m.opts.Config...)}
-	}
-	if !st.reconciling {
+	case op >= abi.OpDeclare && !c.v2:
+		return abi.Response{Status: badRequest(op.String() + " needs ABI v2")}
+	case op == abi.OpDeclare && st.reconciling:
+		return abi.Response{Status: badRequest("declare is only served during _initialize")}
+	case op == abi.OpDeclare:
+		return m.declare(st.inst, &c.req)
+	case !st.reconciling:
 		return abi.Response{Status: badRequest(op.String() + " is only served inside wre_reconcile")}
+	}
+	if c.v2 && c.req.Projection != 0 {
+		p, ok := m.projection(c.req.Projection)
+		if !ok {
+			return abi.Response{Status: badRequest(fmt.Sprintf("projection %d is not declared", c.req.Projection))}
+		}
+		c.proj = p
 	}
 	resp, err := c.run(ctx)
 	if err != nil {
@@ -173,6 +198,8 @@ func (c *call) run(ctx context.Context) (abi.Response, error) {
 		return c.patch(ctx)
 	case abi.OpDelete:
 		return c.delete(ctx)
+	case abi.OpApply, abi.OpStatusApply:
+		return c.apply(ctx)
 	default: // abi.OpEvent
 		return c.event(ctx)
 	}
@@ -228,11 +255,62 @@ func (c *call) object(code int32, obj runtime.Object, err error) (abi.Response, 
 	if err != nil {
 		return abi.Response{}, err
 	}
-	ct, data, err := defaultCodec.encode(obj, c.gvk, c.req.Accept)
+	ct, data, err := c.encode(obj)
 	if err != nil {
 		return abi.Response{}, err
 	}
 	return abi.Response{Status: abi.Status{Code: code}, ContentType: ct, Body: data}, nil
+}
+
+// encode returns obj as the guest asked: in the call's projection (ABI v2),
+// as JSON (ABI v2 without projection) or in the accepted encoding (ABI v1).
+func (c *call) encode(obj runtime.Object) (string, []byte, error) {
+	switch {
+	case c.proj != nil:
+		var b flat.Builder
+		if err := c.proj.encode(&b, obj); err != nil {
+			return "", nil, apierrors.NewInternalError(err)
+		}
+		return abi.ContentTypeFlat, b.Bytes(), nil
+	case c.v2:
+		return defaultCodec.encode(obj, c.gvk, abi.ContentTypeJSON)
+	default:
+		return defaultCodec.encode(obj, c.gvk, c.req.Accept)
+	}
+}
+
+// apply server-side applies the projected fields of the record in the body
+// (ABI v2): the status fields for status_apply, the others for apply. The
+// module owns what it applies; conflicts with other managers are forced,
+// as controllers do.
+func (c *call) apply(ctx context.Context) (abi.Response, error) {
+	if c.proj == nil {
+		return abi.Response{}, apierrors.NewBadRequest(c.op.String() + " needs a projection")
+	}
+	if c.proj.gvr != c.gvr {
+		return abi.Response{}, apierrors.NewBadRequest(fmt.Sprintf("projection %d is of %s, not %s", c.req.Projection, c.proj.gvr.Resource, c.gvr.Resource))
+	}
+	rec, err := flat.Parse(c.req.Body)
+	if err != nil {
+		return abi.Response{}, apierrors.NewBadRequest(err.Error())
+	}
+	status := c.op == abi.OpStatusApply
+	obj, err := c.proj.applyObject(rec, status, c.req.Namespace, c.req.Name)
+	if err != nil {
+		return abi.Response{}, apierrors.NewBadRequest(err.Error())
+	}
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return abi.Response{}, err
+	}
+	force := true
+	opts := metav1.PatchOptions{FieldManager: c.m.opts.Name, DryRun: c.dryRun(), Force: &force}
+	var sub []string
+	if status {
+		sub = []string{"status"}
+	}
+	out, err := c.client().Patch(ctx, c.req.Name, types.ApplyPatchType, data, opts, sub...)
+	return c.object(http.StatusOK, out, err)
 }
 
 func (c *call) list(ctx context.Context) (abi.Response, error) {
@@ -256,7 +334,7 @@ func (c *call) list(ctx context.Context) (abi.Response, error) {
 	}
 	resp.Items = make([][]byte, 0, len(objs))
 	for _, obj := range objs {
-		ct, data, err := defaultCodec.encode(obj, c.gvk, c.req.Accept)
+		ct, data, err := c.encode(obj)
 		if err != nil {
 			return abi.Response{}, err
 		}

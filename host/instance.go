@@ -17,6 +17,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wre-dev/wre/guest-sdk/abi"
+	"github.com/wre-dev/wre/guest-sdk/abi/flat"
 )
 
 // instance is one instantiated guest. It is not safe for concurrent use: the
@@ -32,6 +33,13 @@ type instance struct {
 	// to return and returns its error; nil for every other instance.
 	abandoned   func() error
 	abandonedAt time.Time
+
+	// ABI v2 only: the buffer the guest lent (wre_buffer), the builders of
+	// the records the host writes into it, and how many projections this
+	// instance declared.
+	buf      buffer
+	out, obj flat.Builder
+	declared int
 }
 
 // callKey is the context key of the *callState of a running guest call.

@@ -91,12 +91,16 @@ type Module struct {
 	// trapEventTimeout is recordTrapTimeout; tests shorten it.
 	trapEventTimeout time.Duration
 
-	mu     sync.Mutex
-	idle   []*instance // most recently used last
-	live   int
-	closed bool
-	stop   chan struct{}
-	done   chan struct{}
+	mu sync.Mutex
+	// projections are the ABI v2 projections the module's instances
+	// declared, in order; primary is the first of the primary resource.
+	projections []*projection
+	primary     *projection
+	idle        []*instance // most recently used last
+	live        int
+	closed      bool
+	stop        chan struct{}
+	done        chan struct{}
 }
 
 var _ reconcile.Reconciler = (*Module)(nil)
