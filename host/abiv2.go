@@ -119,7 +119,8 @@ func reconcileV2(ctx context.Context, m *Module, inst *instance, req reconcile.R
 	b.SetBool(abi.ReconcileSlotFound, found)
 	inst.buf.used = 0
 	ptr, n := abi.Unpack(inst.put(ctx, b.Bytes()))
-	stack := []uint64{api.EncodeU32(ptr), api.EncodeU32(n)}
+	stack := inst.stack[:]
+	stack[0], stack[1] = api.EncodeU32(ptr), api.EncodeU32(n)
 	if err := inst.reconcile.CallWithStack(ctx, stack); err != nil {
 		return res, err
 	}

@@ -53,7 +53,7 @@ func (rt *Runtime) observeCall(st *callState, op abi.Op, status abi.Status, star
 	rt.opts.Metrics.HostCallDuration.WithLabelValues(st.m.opts.Name, opName).Observe(time.Since(start).Seconds())
 	rt.opts.Metrics.HostCalls.WithLabelValues(st.m.opts.Name, opName, strconv.Itoa(int(status.Code))).Inc()
 	if !status.OK() {
-		st.log.V(1).Info("host call failed", "op", opName, "code", status.Code, "reason", status.Reason, "message", status.Message)
+		st.logger().V(1).Info("host call failed", "op", opName, "code", status.Code, "reason", status.Reason, "message", status.Message)
 	}
 }
 
@@ -66,20 +66,20 @@ func (rt *Runtime) hostLog(ctx context.Context, mod api.Module, stack []uint64) 
 	}
 	abortIfDone(ctx)
 	if uint64(ptr)+uint64(n) > uint64(mod.Memory().Size()) {
-		st.log.Error(nil, "guest log line outside memory dropped", "ptr", ptr, "len", n)
+		st.logger().Error(nil, "guest log line outside memory dropped", "ptr", ptr, "len", n)
 		return
 	}
 	b, _ := read(mod, ptr, min(n, maxLogLine))
 	msg := string(b)
 	switch level {
 	case abi.LevelError:
-		st.log.Error(nil, msg)
+		st.logger().Error(nil, msg)
 	case abi.LevelDebug:
-		st.log.V(1).Info(msg)
+		st.logger().V(1).Info(msg)
 	case abi.LevelTrace:
-		st.log.V(2).Info(msg)
+		st.logger().V(2).Info(msg)
 	default:
-		st.log.Info(msg)
+		st.logger().Info(msg)
 	}
 }
 

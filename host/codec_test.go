@@ -43,7 +43,7 @@ func TestCodecRefusesKindsWithoutProtobuf(t *testing.T) {
 // create of an internal kind with a protobuf body, under a matching grant.
 func TestCreateInternalKindAnswers415(t *testing.T) {
 	m := fuzzModule(t)
-	st := &callState{m: m, reconciling: true, ns: "ns", name: "a", log: m.log}
+	st := &callState{m: m, reconciling: true, ns: "ns", name: "a"}
 	for _, op := range []abi.Op{abi.OpCreate, abi.OpUpdate, abi.OpPatch} {
 		req := &abi.Request{Group: "apps", Version: runtime.APIVersionInternal, Resource: "watchevents", Kind: "WatchEvent",
 			Namespace: "ns", Name: "w", ContentType: abi.ContentTypeProtobuf, PatchType: abi.PatchApply, Body: []byte{0x0a, 0x01, 'x'}}

@@ -53,7 +53,7 @@ func FuzzHandle(f *testing.F) {
 	f.Add(uint32(abi.OpCreate), (&abi.Request{Group: "apps", Version: "__internal", Resource: "watchevents", Kind: "WatchEvent", Namespace: "ns",
 		ContentType: abi.ContentTypeProtobuf, Body: []byte{0x0a, 0x01, 'x'}}).Marshal())
 	m := fuzzModule(f)
-	st := &callState{m: m, reconciling: true, ns: "ns", name: "a", log: m.log}
+	st := &callState{m: m, reconciling: true, ns: "ns", name: "a"}
 	f.Fuzz(func(t *testing.T, op uint32, b []byte) {
 		if abi.Op(op).String() == "unknown" {
 			return // answered before decoding; see serve

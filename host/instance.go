@@ -40,6 +40,7 @@ type instance struct {
 	buf      buffer
 	out, obj flat.Builder
 	declared int
+	stack    [2]uint64 // of wre_reconcile, reused
 }
 
 // callKey is the context key of the *callState of a running guest call.
@@ -50,9 +51,30 @@ type callKey struct{}
 type callState struct {
 	m           *Module
 	inst        *instance
-	log         logr.Logger
-	reconciling bool // false during _initialize: only config and log are served
+	reconciling bool // false during _initialize: only config, declare and log are served
 	ns, name    string
+	id          string // the reconcile ID; "" during _initialize
+	log         *logr.Logger
+}
+
+// logger returns the module's logger tagged with the reconcile ID and
+// object, built on first use: most reconciles log nothing.
+func (st *callState) logger() logr.Logger {
+	if st.log == nil {
+		l := st.m.log
+		if st.reconciling {
+			l = l.WithValues("reconcileID", st.id, "object", objectKey(st.ns, st.name))
+		}
+		st.log = &l
+	}
+	return *st.log
+}
+
+func objectKey(ns, name string) string {
+	if ns == "" {
+		return name
+	}
+	return ns + "/" + name
 }
 
 func stateOf(ctx context.Context) *callState {
@@ -90,7 +112,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		WithRandSource(rand.Reader).
 		WithStartFunctions()
 	ctx = experimental.WithMemoryAllocator(ctx, inst.mem.allocator())
-	ctx = context.WithValue(ctx, callKey{}, &callState{m: m, inst: inst, log: m.log})
+	ctx = context.WithValue(ctx, callKey{}, &callState{m: m, inst: inst})
 	mod, err := m.rt.wz.InstantiateModule(ctx, m.compiled.entry.wz, cfg)
 	if err != nil {
 		inst.mem.release()

@@ -189,8 +189,7 @@ func (m *Module) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	ctx, cancel := context.WithTimeout(ctx, m.opts.ReconcileTimeout)
 	defer cancel()
 	id := string(uuid.NewUUID())
-	st := &callState{m: m, reconciling: true, ns: req.Namespace, name: req.Name,
-		log: m.log.WithValues("reconcileID", id, "object", req.String())}
+	st := &callState{m: m, reconciling: true, ns: req.Namespace, name: req.Name, id: id}
 	ctx = context.WithValue(ctx, callKey{}, st)
 	st.inst = inst
 	inst.beginReconcile(id)

@@ -47,7 +47,7 @@ func callGuest[T any](m *Module, ctx context.Context, inst *instance, fn func() 
 	m.rt.opts.Metrics.Runaways.WithLabelValues(m.opts.Name).Inc()
 	log := m.log
 	if st := stateOf(ctx); st != nil {
-		log = st.log
+		log = st.logger()
 	}
 	log.Error(ctx.Err(), "Guest code still runs after its context ended; instance abandoned. Loop checks are off (trusted guests): it runs until it returns or calls the host, and the engine reports unhealthy meanwhile")
 	var zero T

@@ -10,10 +10,11 @@ import (
 	"path/filepath"
 
 	"github.com/wre-dev/wre/engine/modules"
+	"github.com/wre-dev/wre/guest-sdk/lean/leangen"
 )
 
 func init() {
-	register(command{name: "build", summary: "compile a Go module directory to wasm (wasip1, c-shared) and print its size and digest", run: buildCommand})
+	register(command{name: "build", summary: "generate lean SDK codecs, compile a Go module directory to wasm (wasip1, c-shared) and print its size and digest", run: buildCommand})
 }
 
 func buildCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -43,6 +44,11 @@ func buildCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var flags []string
 	if *strip {
 		flags = append(flags, "-ldflags=-s -w")
+	}
+	// Lean SDK modules: regenerate the codecs of their +wre:resource types.
+	if _, err := leangen.Generate(dir); err != nil {
+		fmt.Fprintf(stderr, "wre build: %v\n", err)
+		return exitError
 	}
 	if err := modules.GoBuild(ctx, dir, *out, flags...); err != nil {
 		fmt.Fprintf(stderr, "wre build: %v\n", err)

@@ -46,7 +46,11 @@ func buildStatusSync(t *testing.T) string {
 	if statusSyncWasm != "" {
 		return statusSyncWasm
 	}
-	out := filepath.Join(os.TempDir(), "wre-cmd-test-status-sync.wasm")
+	// A directory of this test binary's own: parallel runs (other checkouts)
+	// must not share the file.
+	dir, err := os.MkdirTemp("", "wre-cmd-test-")
+	require.NoError(t, err)
+	out := filepath.Join(dir, "status-sync.wasm")
 	code, stdout, stderr := wre(t, "build", "../../modules/status-sync", "-o", out)
 	require.Equal(t, exitOK, code, stderr)
 	wasm, err := os.ReadFile(out)
@@ -90,11 +94,12 @@ func TestModuleCommandsUsage(t *testing.T) {
 func TestPackageAndInspect(t *testing.T) {
 	wasm := buildStatusSync(t)
 	dir := t.TempDir()
-	code, yamlOut, stderr := wre(t, "package", "--namespace", "wre-system", "--manifest", "../../modules/status-sync/module.yaml", wasm)
+	// A small part size splits the module over several ConfigMaps.
+	code, yamlOut, stderr := wre(t, "package", "--namespace", "wre-system", "--part-size", "300000", "--manifest", "../../modules/status-sync/module.yaml", wasm)
 	require.Equal(t, exitOK, code, stderr)
 	cms, err := decodeConfigMaps([]byte(yamlOut))
 	require.NoError(t, err)
-	require.Greater(t, len(cms), 1, "a module importing k8s.io/api needs several ConfigMaps")
+	require.Greater(t, len(cms), 1, "a module larger than the part size needs several ConfigMaps")
 	m, got, err := modules.Assemble(cms, modules.AssembleOptions{})
 	require.NoError(t, err)
 	raw, _ := os.ReadFile(wasm)
@@ -105,8 +110,8 @@ func TestPackageAndInspect(t *testing.T) {
 
 	code, out, stderr := wre(t, "inspect", packaged)
 	require.Equal(t, exitOK, code, stderr+out)
-	for _, want := range []string{"packaged:  " + strconv.Itoa(len(cms)) + " ConfigMaps", "digest:    " + modules.Digest(raw), "abi:       wre_abi_v1",
-		"wre_reconcile (i32,i32)->(i64)", "wre.call (i32,i32,i32)->(i64)", "name: status-sync", "problems:  none"} {
+	for _, want := range []string{"packaged:  " + strconv.Itoa(len(cms)) + " ConfigMaps", "digest:    " + modules.Digest(raw), "abi:       wre_abi_v2",
+		"wre_reconcile (i32,i32)->(i64)", "wre_buffer (i32)->(i32)", "wre.call (i32,i32,i32)->(i64)", "name: status-sync", "problems:  none"} {
 		assert.Contains(t, out, want)
 	}
 

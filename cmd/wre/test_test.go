@@ -115,7 +115,7 @@ FAIL  wrong (`+file+`#2)
       expect.objects[2] ConfigMap demo/w: not found
       expect.absent[0] Widget demo/w: still exists
       expect.events[1] "Warning": no matching event (expected events match in order); got ["Normal Synced status.current set to \"blue\""]
-      expect.writes: got ["update widgets.demo.wre.dev/status demo/w"], want []
+      expect.writes: got ["patch widgets.demo.wre.dev/status demo/w"], want []
 FAIL  wants an error (`+file+`#3)
       reconcile demo/w: no error, want one containing "boom" (expect.error)
 FAIL  2 of 3 cases failed
@@ -141,7 +141,7 @@ func TestTestEnforcesPermissions(t *testing.T) {
 	require.Contains(t, string(raw), "resources: [widgets/status]")
 	dir := t.TempDir()
 	manifest := writeFile(t, dir, "module.yaml", strings.Replace(string(raw), "resources: [widgets/status]", "resources: [widgets/scale]", 1))
-	denied := `widgets/status.demo.wre.dev "w" is forbidden: module "status-sync" is not granted "update" in namespace "demo"`
+	denied := `widgets/status.demo.wre.dev "w" is forbidden: module "status-sync" is not granted "patch" in namespace "demo"`
 
 	code, out, stderr := wre(t, "test", "--manifest", manifest, wasm, writeFile(t, dir, "case.yaml", widgetCase))
 	assert.Equal(t, exitError, code, stderr)
@@ -175,8 +175,8 @@ func TestTestRender(t *testing.T) {
 		Passed     bool
 		Reconciles []map[string]string
 		Writes     []struct {
-			Verb, Resource, Namespace, Name string
-			Body                            map[string]any
+			Verb, Resource, Namespace, Name, PatchType string
+			Body                                       map[string]any
 		}
 		Events  []string
 		Objects []map[string]any
@@ -188,15 +188,16 @@ func TestTestRender(t *testing.T) {
 	assert.Equal(t, []map[string]string{{"request": "demo/w", "requeueAfter": "0s"}}, report.Reconciles)
 	require.Len(t, report.Writes, 1)
 	w := report.Writes[0]
-	assert.Equal(t, []string{"update", "widgets.demo.wre.dev/status", "demo", "w"}, []string{w.Verb, w.Resource, w.Namespace, w.Name})
-	assert.Equal(t, map[string]any{"current": "blue"}, w.Body["status"], "what the module sent")
+	assert.Equal(t, []string{"patch", "widgets.demo.wre.dev/status", "demo", "w", "application/apply-patch+yaml"},
+		[]string{w.Verb, w.Resource, w.Namespace, w.Name, w.PatchType}, "a server-side apply of the status")
+	assert.Equal(t, map[string]any{"current": "blue", "observedGeneration": 0.0}, w.Body["status"], "what the module sent: every declared status field")
 	require.Len(t, report.Objects, 1)
-	assert.Equal(t, map[string]any{"current": "blue"}, report.Objects[0]["status"], "the object afterwards")
+	assert.Equal(t, map[string]any{"current": "blue", "observedGeneration": 0.0}, report.Objects[0]["status"], "the object afterwards")
 	assert.Equal(t, []string{`Normal Synced status.current set to "blue"`}, report.Events)
 
 	code, out, stderr = wre(t, "test", "-v", "--manifest", statusSyncManifest, wasm, file)
 	require.Equal(t, exitOK, code, stderr)
-	for _, want := range []string{"reconcile demo/w: no requeue", "write: update widgets.demo.wre.dev/status demo/w\n",
+	for _, want := range []string{"reconcile demo/w: no requeue", "write: patch widgets.demo.wre.dev/status demo/w",
 		`event: Normal Synced status.current set to "blue"`, "object Widget demo/w:\n        apiVersion: demo.wre.dev/v1", "          current: blue"} {
 		assert.Contains(t, out, want)
 	}
@@ -212,7 +213,7 @@ func TestTestBadInputs(t *testing.T) {
 	file("empty/notes.txt", "not a case")
 	raw, err := os.ReadFile(statusSyncManifest)
 	require.NoError(t, err)
-	abiV2 := file("abi-v2.yaml", strings.Replace(string(raw), "abi: v1", "abi: v2", 1))
+	abiV1 := file("abi-v1.yaml", strings.Replace(string(raw), "abi: v2", "abi: v1", 1))
 	var packaged bytes.Buffer
 	require.Equal(t, exitOK, dispatch(t.Context(), []string{"package", "--manifest", statusSyncManifest, wasm}, &packaged, &bytes.Buffer{}))
 	packagedFile := file("packaged.yaml", packaged.String())
@@ -236,7 +237,7 @@ func TestTestBadInputs(t *testing.T) {
 		{"manifest with packaged YAML", []string{"--manifest", statusSyncManifest, packagedFile, good}, exitUsage, "--manifest: " + packagedFile + " is packaged YAML"},
 		{"missing manifest", []string{"--manifest", filepath.Join(dir, "no-manifest.yaml"), wasm, good}, exitUsage, "--manifest: open " + filepath.Join(dir, "no-manifest.yaml")},
 		{"invalid manifest", []string{"--manifest", good, wasm, good}, exitUsage, good + ": decode manifest"},
-		{"ABI mismatch", []string{"--manifest", abiV2, wasm, good}, exitUsage, "manifest says abi v2 (wre_abi_v2), the wasm exports wre_abi_v1"},
+		{"ABI mismatch", []string{"--manifest", abiV1, wasm, good}, exitUsage, "manifest says abi v1 (wre_abi_v1), the wasm exports wre_abi_v2"},
 		{"missing cases", []string{wasm, filepath.Join(dir, "no-cases.yaml")}, exitUsage, "no-cases.yaml: no such file"},
 		{"no cases", []string{wasm, empty}, exitUsage, empty + ": no cases"},
 		{"unknown field", []string{wasm, file("typo.yaml", widgetCase+"---\n"+widgetCase+"expct: {}\n")}, exitUsage, `typo.yaml#2: error unmarshaling JSON: while decoding JSON: json: unknown field "expct"`},

@@ -1,70 +1,49 @@
 // Command status-sync is a wre module that copies a Widget's spec.desired into
-// its status.current: the smallest reconciler on the custom-resource (JSON)
-// path.
+// its status.current: the smallest reconciler, written with the lean SDK
+// (ABI v2). The Widget arrives with the reconcile request, projected to the
+// fields below; an in-sync Widget costs no host call.
 package main
 
 import (
 	"context"
+	"strconv"
 
-	"github.com/go-logr/logr"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
-
-	"github.com/wre-dev/wre/guest-sdk/client"
-	"github.com/wre-dev/wre/guest-sdk/wre"
+	"github.com/wre-dev/wre/guest-sdk/lean"
 )
 
-// module is what init registers and what the tests run.
-var module = wre.Module{
-	Scheme: newScheme(),
-	Setup: func(h *wre.Host) (wre.Reconciler, error) {
-		return &reconciler{client: h.Client(), recorder: h.Recorder(), log: h.Log()}, nil
-	},
+// Widget is the part of a Widget custom resource this module reads and writes.
+//
+// +wre:resource group=demo.wre.dev version=v1 resource=widgets kind=Widget
+type Widget struct {
+	lean.Meta
+	Desired string `wre:"spec.desired"`
+	Current string `wre:"status.current"`
+	// ObservedGeneration is the generation Current was copied from.
+	ObservedGeneration int64 `wre:"status.observedGeneration"`
 }
 
-func init() { wre.Register(module) }
+func init() { lean.Register(lean.For(reconcile)) }
 
 // main is never called: the host starts the module as a reactor.
 func main() {}
 
-func newScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := addToScheme(s); err != nil {
-		panic(err)
+// reconcile sets status.current to spec.desired when they differ.
+func reconcile(ctx context.Context, h *lean.Host, req lean.Request[Widget]) (lean.Result, error) {
+	w := req.Object
+	// A deleted Widget has nothing left to sync.
+	if w == nil || w.Deleting || (w.Current == w.Desired && w.ObservedGeneration == w.Generation) {
+		return lean.Result{}, nil
 	}
-	return s
-}
-
-type reconciler struct {
-	client   client.Client
-	recorder wre.EventRecorder
-	log      logr.Logger
-}
-
-// Reconcile sets status.current to spec.desired when they differ.
-func (r *reconciler) Reconcile(ctx context.Context, req wre.Request) (wre.Result, error) {
-	var w Widget
-	if err := r.client.Get(ctx, req.NamespacedName, &w); err != nil {
-		// A deleted Widget has nothing left to sync.
-		if apierrors.IsNotFound(err) {
-			return wre.Result{}, nil
-		}
-		return wre.Result{}, err
+	previous := w.Current
+	w.Current, w.ObservedGeneration = w.Desired, w.Generation
+	// A server-side apply of the status fields: the module owns them, so a
+	// concurrent change elsewhere in the Widget does not conflict.
+	if err := h.ApplyStatus(ctx, w); err != nil {
+		return lean.Result{}, err
 	}
-	if w.DeletionTimestamp != nil || (w.Status.Current == w.Spec.Desired && w.Status.ObservedGeneration == w.Generation) {
-		return wre.Result{}, nil
+	h.Info("synced", "widget", req.String(), "from", previous, "to", w.Current)
+	if previous != w.Current {
+		h.Event(ctx, "Normal", "Synced", "status.current set to "+strconv.Quote(w.Current))
 	}
-	previous := w.Status.Current
-	w.Status.Current = w.Spec.Desired
-	w.Status.ObservedGeneration = w.Generation
-	// A Conflict (the Widget changed meanwhile) is returned: the host retries
-	// with the new version.
-	if err := r.client.Status().Update(ctx, &w); err != nil {
-		return wre.Result{}, err
-	}
-	r.log.Info("synced", "widget", req.String(), "from", previous, "to", w.Status.Current)
-	if previous != w.Status.Current {
-		r.recorder.Eventf(&w, "Normal", "Synced", "status.current set to %q", w.Status.Current)
-	}
-	return wre.Result{}, nil
+	return lean.Result{}, nil
 }

@@ -72,8 +72,12 @@ const (
 // ErrMalformed is wrapped by every error of Parse and Check.
 var ErrMalformed = errors.New("malformed flat record")
 
-// Record is a read-only view of an encoded record.
-type Record struct{ b []byte }
+// Record is a read-only view of an encoded record. n is its slot count,
+// 0 when the table does not fit in b.
+type Record struct {
+	b []byte
+	n int
+}
 
 // Parse checks the header of b and returns the record it holds. Slot
 // contents are checked lazily by the accessors, or all at once by Check.
@@ -85,33 +89,39 @@ func Parse(b []byte) (Record, error) {
 	if n > MaxSlots || uint64(headerSize)+uint64(n)*slotSize > uint64(len(b)) {
 		return Record{}, fmt.Errorf("%w: %d slots do not fit in %d bytes", ErrMalformed, n, len(b))
 	}
-	return Record{b: b}, nil
+	return Record{b: b, n: int(n)}, nil
 }
 
 // View returns the record in b without checking it, for memory the caller
 // trusts (a Go guest reading what the host wrote): the accessors stay total.
-func View(b []byte) Record { return Record{b: b} }
+func View(b []byte) Record { return Record{b: b, n: slots(b)} }
 
-// Raw returns the record's bytes.
-func (r Record) Raw() []byte { return r.b }
-
-// Len returns the number of slots; 0 for an empty or invalid record.
-func (r Record) Len() int {
-	if len(r.b) < headerSize {
+// slots returns the slot count of the record in b, or 0 when its table
+// does not fit.
+func slots(b []byte) int {
+	if len(b) < headerSize {
 		return 0
 	}
-	n := binary.LittleEndian.Uint32(r.b)
-	if uint64(headerSize)+uint64(n)*slotSize > uint64(len(r.b)) {
+	n := binary.LittleEndian.Uint32(b)
+	if n > MaxSlots || uint64(headerSize)+uint64(n)*slotSize > uint64(len(b)) {
 		return 0
 	}
 	return int(n)
 }
 
+// Raw returns the record's bytes.
+func (r Record) Raw() []byte { return r.b }
+
+// Len returns the number of slots; 0 for an empty or invalid record.
+func (r Record) Len() int { return r.n }
+
+// slot returns slot i, or 0 past the table. It is small enough to inline:
+// every call costs a wasm guest a loop check.
 func (r Record) slot(i int) uint64 {
-	if i < 0 || i >= r.Len() {
+	if uint(i) >= uint(r.n) {
 		return 0
 	}
-	return binary.LittleEndian.Uint64(r.b[headerSize+i*slotSize:])
+	return load64(r.b, headerSize+i*slotSize)
 }
 
 // Int returns the i64 of slot i.
@@ -134,13 +144,21 @@ func (r Record) Bytes(i int) []byte { return r.span(r.slot(i)) }
 
 // String returns the string of the range in slot i, a view of the record:
 // it changes if the record's memory does, so clone it (strings.Clone) to keep
-// it longer than that memory.
-func (r Record) String(i int) string { return view(r.Bytes(i)) }
+// it longer than that memory. Written out rather than as view(r.Bytes(i)) to
+// stay within the inlining budget.
+func (r Record) String(i int) string {
+	v := r.slot(i)
+	off, end := uint64(uint32(v)), uint64(uint32(v))+v>>32
+	if end > uint64(len(r.b)) || end == off {
+		return ""
+	}
+	return unsafe.String(&r.b[off], end-off)
+}
 
 // Record returns the nested record in the range of slot i (zero when the
 // slot is empty or invalid).
 func (r Record) Record(i int) Record {
-	return Record{b: r.Bytes(i)}
+	return View(r.Bytes(i))
 }
 
 // Has reports whether slot i holds a non-empty range, a non-zero scalar or
