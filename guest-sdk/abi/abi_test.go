@@ -20,9 +20,24 @@ func TestOpString(t *testing.T) {
 	if got := OpStatusPatch.String(); got != "status_patch" {
 		t.Errorf("OpStatusPatch = %q", got)
 	}
-	for _, op := range []Op{0, 11, 1 << 31} {
+	if got := OpStatusApply.String(); got != "status_apply" {
+		t.Errorf("OpStatusApply = %q", got)
+	}
+	for _, op := range []Op{0, 14, 1 << 31} {
 		if got := op.String(); got != "unknown" {
 			t.Errorf("Op(%d) = %q, want unknown", op, got)
+		}
+	}
+}
+
+func TestOpsListsEveryNamedOp(t *testing.T) {
+	ops := Ops()
+	if len(ops) != 13 || ops[0] != OpGet || ops[len(ops)-1] != OpStatusApply {
+		t.Fatalf("Ops() = %v", ops)
+	}
+	for _, op := range ops {
+		if op.String() == "unknown" {
+			t.Errorf("Ops() lists %d, which has no name", op)
 		}
 	}
 }

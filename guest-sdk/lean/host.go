@@ -189,15 +189,17 @@ type reconcileIDKey struct{}
 
 func (c *reconcileCtx) Value(key any) any {
 	if key == (reconcileIDKey{}) {
-		return c.id
+		return &c.id // a pointer: boxing it does not allocate
 	}
 	return c.Context.Value(key)
 }
 
 // ReconcileID returns the ID the host gave the current reconcile.
 func ReconcileID(ctx context.Context) string {
-	id, _ := ctx.Value(reconcileIDKey{}).(string)
-	return id
+	if id, ok := ctx.Value(reconcileIDKey{}).(*string); ok {
+		return *id
+	}
+	return ""
 }
 
 // Instance runs one registered module over a transport: the wasm exports

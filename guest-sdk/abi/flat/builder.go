@@ -88,7 +88,9 @@ func (b *Builder) SetStrings(i int, list []string) {
 	}
 	off := b.table(i, len(list), 8)
 	for j, s := range list {
-		binary.LittleEndian.PutUint64(b.buf[off+j*8:], b.dataString(s))
+		// Appending may move b.buf: take the range before indexing it.
+		r := b.dataString(s)
+		binary.LittleEndian.PutUint64(b.buf[off+j*8:], r)
 	}
 }
 
@@ -99,7 +101,8 @@ func (b *Builder) SetList(i int, list [][]byte) {
 	}
 	off := b.table(i, len(list), 8)
 	for j, v := range list {
-		binary.LittleEndian.PutUint64(b.buf[off+j*8:], b.data(v))
+		r := b.data(v)
+		binary.LittleEndian.PutUint64(b.buf[off+j*8:], r)
 	}
 }
 
@@ -116,8 +119,10 @@ func (b *Builder) SetMap(i int, m map[string]string) {
 	slices.Sort(keys)
 	off := b.table(i, len(keys), 16)
 	for j, k := range keys {
-		binary.LittleEndian.PutUint64(b.buf[off+j*16:], b.dataString(k))
-		binary.LittleEndian.PutUint64(b.buf[off+j*16+8:], b.dataString(m[k]))
+		kr := b.dataString(k)
+		vr := b.dataString(m[k])
+		binary.LittleEndian.PutUint64(b.buf[off+j*16:], kr)
+		binary.LittleEndian.PutUint64(b.buf[off+j*16+8:], vr)
 	}
 }
 
@@ -129,7 +134,9 @@ func (b *Builder) SetPairs(i, count int, key, value func(j int) string) {
 	}
 	off := b.table(i, count, 16)
 	for j := range count {
-		binary.LittleEndian.PutUint64(b.buf[off+j*16:], b.dataString(key(j)))
-		binary.LittleEndian.PutUint64(b.buf[off+j*16+8:], b.dataString(value(j)))
+		kr := b.dataString(key(j))
+		vr := b.dataString(value(j))
+		binary.LittleEndian.PutUint64(b.buf[off+j*16:], kr)
+		binary.LittleEndian.PutUint64(b.buf[off+j*16+8:], vr)
 	}
 }

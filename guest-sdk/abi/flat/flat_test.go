@@ -186,3 +186,45 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// TestTablesSurviveGrowth writes tables whose data outgrows the buffer many
+// times over: every element must read back (a write through a slice taken
+// before append moved the buffer would lose some).
+func TestTablesSurviveGrowth(t *testing.T) {
+	var list []string
+	m := map[string]string{}
+	var raw [][]byte
+	for i := range 100 {
+		s := string(rune('a'+i%26)) + string(make([]byte, i))
+		list = append(list, s)
+		m[s] = s + "v"
+		raw = append(raw, []byte(s))
+	}
+	var b flat.Builder
+	b.Reset(4)
+	b.SetStrings(0, list)
+	b.SetMap(1, m)
+	b.SetList(2, raw)
+	var view flat.Builder
+	view.Reset(1)
+	view.SetMap(0, m)
+	mv := flat.View(view.Bytes()).Map(0)
+	b.SetPairs(3, mv.Len(), mv.Key, mv.Value)
+	r, err := flat.Parse(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Check([]flat.Kind{flat.Strings, flat.Map, flat.Strings, flat.Map}); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range list {
+		if r.List(0).At(i) != s || string(r.List(2).Bytes(i)) != s {
+			t.Fatalf("element %d lost", i)
+		}
+		for _, slot := range []int{1, 3} {
+			if v, ok := r.Map(slot).Get(s); !ok || v != s+"v" {
+				t.Fatalf("map slot %d: key %d lost", slot, i)
+			}
+		}
+	}
+}
