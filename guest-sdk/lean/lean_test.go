@@ -155,13 +155,17 @@ func TestReconcileResults(t *testing.T) {
 		check func(r flat.Record) bool
 	}{
 		{"requeue", func() (Result, error) { return Result{RequeueAfter: time.Minute}, nil },
-			func(r flat.Record) bool { return r.Int(abi.ResultSlotRequeueAfter) == int64(time.Minute) && !r.Bool(abi.ResultSlotFailed) }},
+			func(r flat.Record) bool {
+				return r.Int(abi.ResultSlotRequeueAfter) == int64(time.Minute) && !r.Bool(abi.ResultSlotFailed)
+			}},
 		{"error", func() (Result, error) { return Result{RequeueAfter: time.Minute}, errors.New("boom") },
 			func(r flat.Record) bool {
 				return r.Bool(abi.ResultSlotFailed) && r.String(abi.ResultSlotError) == "boom" && r.Int(abi.ResultSlotRequeueAfter) == 0 && !r.Bool(abi.ResultSlotTerminal)
 			}},
 		{"terminal", func() (Result, error) { return Result{}, TerminalError(errors.New("bad spec")) },
-			func(r flat.Record) bool { return r.Bool(abi.ResultSlotTerminal) && r.String(abi.ResultSlotError) == "terminal error: bad spec" }},
+			func(r flat.Record) bool {
+				return r.Bool(abi.ResultSlotTerminal) && r.String(abi.ResultSlotError) == "terminal error: bad spec"
+			}},
 		{"panic", func() (Result, error) { panic("oops") },
 			func(r flat.Record) bool {
 				return r.Bool(abi.ResultSlotPanicked) && strings.HasPrefix(r.String(abi.ResultSlotError), "panic: oops\n") && !r.Bool(abi.ResultSlotTerminal)
