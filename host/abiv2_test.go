@@ -77,7 +77,7 @@ func TestV2ApplyAndGet(t *testing.T) {
 	require.Len(t, writes, 1)
 	assert.Equal(t, "patch", writes[0].Verb)
 	assert.JSONEq(t, `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"copy-src-copy","namespace":"ns",
-		"labels":{"app":"web","copy-of":"copy-src"},"finalizers":[]},"data":{"a":"b","k":"v"},"immutable":false}`, string(writes[0].Body),
+		"labels":{"app":"web","copy-of":"copy-src"}},"data":{"a":"b","k":"v"},"immutable":false}`, string(writes[0].Body),
 		"an apply sends the declared fields, never server-owned metadata")
 	assert.NotEmpty(t, logs.find("copied to=copy-src-copy"))
 }

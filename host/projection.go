@@ -389,6 +389,9 @@ func (p *projection) applyObject(rec flat.Record, status bool, ns, name string) 
 			v = strings.Clone(rec.String(i))
 		case flat.Strings:
 			l := rec.List(i)
+			if l.Len() == 0 {
+				continue // owning no element is owning nothing: leave the field out
+			}
 			list := make([]any, l.Len())
 			for j := range list {
 				list[j] = strings.Clone(l.At(j))
@@ -396,6 +399,9 @@ func (p *projection) applyObject(rec flat.Record, status bool, ns, name string) 
 			v = list
 		case flat.Map:
 			m := rec.Map(i)
+			if m.Len() == 0 {
+				continue
+			}
 			out := make(map[string]any, m.Len())
 			for j := range m.Len() {
 				out[strings.Clone(m.Key(j))] = strings.Clone(m.Value(j))

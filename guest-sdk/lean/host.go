@@ -116,13 +116,31 @@ func (h *Host) apply(ctx context.Context, op abi.Op, obj Object) error {
 	return nil
 }
 
+// Patch sends a patch document of patchType (abi.PatchJSON or
+// abi.PatchMerge) for the object named by obj's Meta, and decodes the result
+// into obj: the escape hatch for changes an apply cannot express, such as
+// removing a finalizer that another manager's update once added.
+func (h *Host) Patch(ctx context.Context, obj Object, patchType string, patch []byte) error {
+	m := obj.WreMeta()
+	req := objectRequest(obj.WreProjection(), m.Namespace, m.Name)
+	req.PatchType, req.Body = patchType, patch
+	resp, err := h.call(ctx, abi.OpPatch, &req)
+	if err != nil {
+		return err
+	}
+	obj.WreDecode(resp.Record(abi.ResponseSlotObject))
+	return nil
+}
+
 // Delete deletes the object named by obj's Meta, with background
-// propagation. Deleting an object that is gone is not an error.
+// propagation and, when obj has a UID, only if the object still has it.
+// Deleting an object that is gone is not an error.
 func (h *Host) Delete(ctx context.Context, obj Object) error {
 	m := obj.WreMeta()
 	req := objectRequest(obj.WreProjection(), m.Namespace, m.Name)
 	req.Projection = 0
 	req.PropagationPolicy = "Background"
+	req.PreconditionUID = m.UID
 	if _, err := h.call(ctx, abi.OpDelete, &req); err != nil && !IsNotFound(err) {
 		return err
 	}
@@ -131,6 +149,8 @@ func (h *Host) Delete(ctx context.Context, obj Object) error {
 
 // Event records a Kubernetes Event about the object being reconciled, of
 // type "Normal" or "Warning". Recording is best effort: a failure is logged.
+// Build message with string concatenation or strconv: fmt costs a guest
+// far more.
 func (h *Host) Event(ctx context.Context, eventType, reason, message string) {
 	req := abi.Request{EventType: eventType, EventReason: reason, EventMessage: message}
 	if _, err := h.call(ctx, abi.OpEvent, &req); err != nil {
