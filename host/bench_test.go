@@ -202,3 +202,37 @@ func BenchmarkCompile(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkReconcileV2Floor measures what the host and wazero cost for one
+// ABI v2 reconcile of a guest that does nothing: a hand-written one (its
+// buffer is a fixed region, its reconcile returns 0; guest=raw) and the
+// smallest Go guest (guest=go: what a Go wasmexport entry adds), with loop
+// checks on (impl=wasm) and off (impl=wasm-trusted). It is the floor under
+// every v2 module's figure in BenchmarkStatusSync.
+func BenchmarkReconcileV2Floor(b *testing.B) {
+	raw := wasmModulePages(2, nil, v2Funcs(i32Const1024, i64Const0))
+	goGuest := wasmtest.Build(b, "testdata/guests/v2floor")
+	for _, impl := range []struct {
+		name    string
+		wasm    []byte
+		trusted bool
+	}{{"guest=raw/impl=wasm", raw, false}, {"guest=raw/impl=wasm-trusted", raw, true},
+		{"guest=go/impl=wasm", goGuest, false}, {"guest=go/impl=wasm-trusted", goGuest, true}} {
+		b.Run(impl.name, func(b *testing.B) {
+			h := wasmtest.New(b, impl.wasm, wasmtest.Options{Runtime: host.RuntimeOptions{TrustedGuests: impl.trusted}})
+			req := reconcile.Request{}
+			req.Namespace, req.Name = "ns", "obj"
+			if _, err := h.Module.Reconcile(b.Context(), req); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			report := benchcpu.Start(b)
+			for b.Loop() {
+				if _, err := h.Module.Reconcile(b.Context(), req); err != nil {
+					b.Fatal(err)
+				}
+			}
+			report()
+		})
+	}
+}

@@ -57,6 +57,16 @@ func functype(params, results []byte) []byte {
 // wasmModule encodes a module with one page of exported memory "memory" (when
 // memory is true), the imports and the functions.
 func wasmModule(memory bool, imports []wimport, funcs []wfunc) []byte {
+	pages := byte(0)
+	if memory {
+		pages = 1
+	}
+	return wasmModulePages(pages, imports, funcs)
+}
+
+// wasmModulePages is wasmModule with pages (< 128) pages of memory; 0 exports none.
+func wasmModulePages(pages byte, imports []wimport, funcs []wfunc) []byte {
+	memory := pages > 0
 	var types, imps, fidx, exports, codes [][]byte
 	for i, im := range imports {
 		types = append(types, functype(im.params, im.results))
@@ -83,7 +93,7 @@ func wasmModule(memory bool, imports []wimport, funcs []wfunc) []byte {
 	}
 	out = append(out, section(3, vec(fidx...))...)
 	if memory {
-		out = append(out, section(5, vec([]byte{0x00, 0x01}))...)
+		out = append(out, section(5, vec([]byte{0x00, pages}))...)
 	}
 	out = append(out, section(7, vec(exports...))...)
 	return append(out, section(10, vec(codes...))...)
