@@ -178,7 +178,9 @@ func compare(b *testing.B, h, t *wasmtest.Harness, native reconcile.Reconciler, 
 // and as JSON (unstructured), of a custom resource of similar size (JSON into
 // a typed struct), a list of 100 cached ConfigMaps, and a get plus update of
 // the Deployment. op=noop is a reconcile without host call: subtract it to
-// get the cost of the call alone.
+// get the cost of the call alone. The op=*-v2 rows do the same through ABI
+// v2 and the lean SDK (getbench2), objects projected to the fields a
+// typical reconciler reads; the update is a server-side apply.
 func BenchmarkHostCalls(b *testing.B) {
 	deployments := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 	configmaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
@@ -203,13 +205,53 @@ func BenchmarkHostCalls(b *testing.B) {
 		Objects: objects,
 		Cached:  []schema.GroupVersionResource{deployments, configmaps, gizmos},
 	})
-	for _, op := range []string{"noop", "get-protobuf", "get-json", "get-cr", "list-protobuf", "list-json", "update-protobuf", "update-json"} {
-		b.Run("op="+op, func(b *testing.B) {
+	v2 := wasmtest.New(b, wasmtest.Build(b, "testdata/getbench2"), wasmtest.Options{
+		Objects: objects,
+		Cached:  []schema.GroupVersionResource{deployments, configmaps, gizmos},
+		Module:  host.ModuleOptions{Name: "getbench2"},
+	})
+	for _, c := range []struct {
+		h  *wasmtest.Harness
+		op string
+	}{
+		{h, "noop"}, {h, "get-protobuf"}, {h, "get-json"}, {h, "get-cr"}, {h, "list-protobuf"}, {h, "list-json"}, {h, "update-protobuf"}, {h, "update-json"},
+		// ABI v2 (modules/testdata/getbench2): the same objects, projected to
+		// the fields a typical reconciler reads.
+		{v2, "noop-v2"}, {v2, "get-v2"}, {v2, "get-cr-v2"}, {v2, "list-v2"}, {v2, "apply-v2"},
+	} {
+		b.Run("op="+c.op, func(b *testing.B) {
+			guestOp := strings.TrimSuffix(c.op, "-v2")
+			// The first reconcile creates the instance: not measured.
+			_, err := c.h.Reconcile(b.Context(), guestOp, "d")
+			require.NoError(b, err)
 			b.ReportAllocs()
 			report := benchcpu.Start(b)
 			for b.Loop() {
-				_, err := h.Reconcile(b.Context(), op, "d")
+				_, err := c.h.Reconcile(b.Context(), guestOp, "d")
 				require.NoError(b, err)
+			}
+			report()
+		})
+	}
+	// What the test cache itself costs per read (both ABIs pay it; the
+	// engine's informer cache returns its objects without copying or
+	// converting them): subtract it for the ABI's share.
+	for _, c := range []struct {
+		op  string
+		gvr schema.GroupVersionResource
+	}{{"cache-get-native", deployments}, {"cache-list-native", configmaps}} {
+		b.Run("op="+c.op, func(b *testing.B) {
+			r, ok := v2.Cache.Reader(c.gvr)
+			require.True(b, ok)
+			report := benchcpu.Start(b)
+			for b.Loop() {
+				if c.gvr == deployments {
+					_, err := r.Get("bench", "d")
+					require.NoError(b, err)
+				} else {
+					_, _, err := r.List("bench", metav1.ListOptions{LabelSelector: "bench=list"})
+					require.NoError(b, err)
+				}
 			}
 			report()
 		})

@@ -17,7 +17,7 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dirs = append(dirs, "../../../host/testdata/guests/lean")
+	dirs = append(dirs, "../../../host/testdata/guests/lean", "../../../modules/testdata/getbench2")
 	found := 0
 	for _, dir := range dirs {
 		src, err := leangen.Source(dir)
