@@ -9,8 +9,12 @@ func init() {
 	register(Suite{Name: "reconcile", Title: "Reconcile overhead: wasm modules against the same logic in native Go", Run: runReconcile})
 }
 
-// reconcileTarget is the wasm/native ratio issue #7 sets for one reconcile.
-const reconcileTarget = 2.0
+// Targets of issue #8 for one reconcile: wasm (loop checks on) and trusted
+// wasm against native CPU.
+const (
+	reconcileTarget        = 3.0
+	reconcileTrustedTarget = 1.5
+)
 
 // runReconcile compares one reconcile of an in-sync object by the
 // status-sync and configmap-replicator wasm modules with the same logic as
@@ -22,7 +26,7 @@ func runReconcile(ctx context.Context, env *Env) (*Section, error) {
 		return nil, err
 	}
 	t := Table{
-		Caption: "One reconcile of an in-sync object (cached reads, no write), process CPU time per reconcile. status-sync: one get of a Widget (custom resource, JSON); configmap-replicator: get the source, get its two copies, list the copies by label (built-ins, protobuf). Native: status-sync is the engine's own reconciler (engine/native/statussync), configmap-replicator the same steady-state logic on the same cache. \"trusted\" runs the same wasm without wazero's loop checks (`wre run --trusted-guests`). Allocations are the host's (Go heap), not the guest's. Target: wasm ≤ 2× native.",
+		Caption: "One reconcile of an in-sync object (cached reads, no write), process CPU time per reconcile. Both modules use ABI v2 and the lean SDK: the object arrives with the reconcile request, projected to the fields the module declared. status-sync: no host call (the host reads the Widget from the cache and encodes its projection); configmap-replicator: the source with the request, get its two copies, list the copies by label. Native: status-sync is the engine's own reconciler (engine/native/statussync), configmap-replicator the same steady-state logic on the same cache. \"trusted\" runs the same wasm without wazero's loop checks (`wre run --trusted-guests`). Allocations are the host's (Go heap), not the guest's. Targets: wasm ≤ 3× native, trusted ≤ 1.5×.",
 		Header:  []string{"module", "native CPU/op", "wasm CPU/op", "wasm vs native", "trusted CPU/op", "trusted vs native", "native wall/op", "wasm wall/op", "native allocs/op", "wasm host allocs/op", "target met"},
 	}
 	worst, worstTrusted := 0.0, 0.0
@@ -47,40 +51,42 @@ func runReconcile(ctx context.Context, env *Env) (*Section, error) {
 			Duration(trusted.Values["cpu-sec/op"]), Ratio(trusted.Values["cpu-sec/op"], native.Values["cpu-sec/op"]),
 			Duration(native.Values["sec/op"]), Duration(wasm.Values["sec/op"]),
 			fmt.Sprintf("%.0f", native.Values["allocs/op"]), fmt.Sprintf("%.0f", wasm.Values["allocs/op"]),
-			yesNo(cpuRatio <= reconcileTarget)})
+			yesNo(cpuRatio <= reconcileTarget && trusted.Values["cpu-sec/op"]/native.Values["cpu-sec/op"] <= reconcileTrustedTarget)})
 	}
 	return &Section{Commands: []string{g.Command()}, Tables: []Table{t}, Notes: []string{
-		fmt.Sprintf("Largest CPU ratio: %.0f× with loop checks, %.0f× as trusted guests (target %.0f×): missed.", worst, worstTrusted, reconcileTarget),
+		fmt.Sprintf("Largest CPU ratio: %.1f× with loop checks (target %.0f×: %s), %.1f× as trusted guests (target %.1f×: %s).",
+			worst, reconcileTarget, metOrMissed(worst <= reconcileTarget), worstTrusted, reconcileTrustedTarget, metOrMissed(worstTrusted <= reconcileTrustedTarget)),
 		reconcileFindings,
 	}}, nil
 }
 
 // reconcileFindings is what profiling the gap showed; the figures it cites
-// are in this document's host-call section and in host/RATIONALE.md.
-const reconcileFindings = `Where the time goes. CPU profiles (` + "`-cpuprofile`" + ` on these
-benchmarks) put the host's share of a wasm reconcile (request encoding, the
-host call, the cache read, instance checkout, metrics) at a few microseconds,
-about the native reconciler's whole work; the rest is Go code running in the
-guest. The host-call section below measures that code against itself run
-natively ("Guest compute"): decoding a Deployment is 18–50× slower in the
-guest with wazero's loop checks and 6–15× without, across runs. The loop checks are
-the largest single factor: wazero makes every loop header of the compiled
-code call a check trampoline so that a reconcile timeout can stop a spinning
-guest, and Go's wasm code is loops everywhere (every function is one, for
-goroutine resumption), so Go guests pay 3–4.5× for it
-(` + "`go test -run '^$' -bench GetDeployment ./host/`" + `, host/RATIONALE.md). The
-engine keeps them on by default (a stuck guest is stopped); operators who
-trust their modules can switch them off with ` + "`wre run --trusted-guests`" + `
-(docs/operations.md says what that gives up: a spinning guest then stalls
-the whole engine's garbage collector until the liveness probe restarts it).
-What remains is Go's wasm code generation and the guest's own garbage
-collector. A native reconciler reading a typed informer cache decodes
-nothing, which is why the per-reconcile ratio stays one to two orders of
-magnitude; end to end (the throughput section), where the API server's
-latency dominates, the gap is far smaller. Further levers: fewer bytes
-decoded in the guest (the engine already drops managedFields from cached
-objects; built-ins travel as protobuf), and guest toolchains with a lighter
-runtime (TinyGo, Rust), which the ABI allows.`
+// are in this document's host section and in host/RATIONALE.md.
+const reconcileFindings = `Where the time goes (ABI v2). Before v2 the guest's
+work dominated: reflective JSON and protobuf decoding of whole objects, a
+runtime.Scheme, and a re-entrant wre_alloc per message (status-sync was 124×
+native, configmap-replicator 23×). With v2 an in-sync status-sync reconcile
+is one guest entry that decodes a flat record by offset and allocates
+nothing in the guest, so what is left is fixed cost: the host's floor per
+reconcile (a context with a timeout, which costs a runtime timer; the pool;
+wazero's call, which starts a goroutine to watch the context when loop
+checks are on; metrics), measured by ` + "`go test -run '^$' -bench ReconcileV2Floor ./host/`" + `
+(guest=raw), plus what Go charges to enter a wasmexport function (guest=go),
+plus the test cache's read of the primary object, which native pays too.
+That floor is larger than the whole native status-sync reconcile, so its ratio
+cannot reach the target by guest work alone: the next levers are a reusable
+per-instance deadline instead of a timer per reconcile, and an ID without
+crypto/rand. configmap-replicator does real work per reconcile and is within
+reach of the target. Trusted guests (no loop checks) gain little here: the
+host then runs each reconcile on a goroutine of its own with a hard
+deadline, which costs about what the checks save on such short guest code.`
+
+func metOrMissed(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "missed"
+}
 
 func yesNo(ok bool) string {
 	if ok {
