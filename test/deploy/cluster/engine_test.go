@@ -558,8 +558,8 @@ func checkLoadFailure(t *testing.T, e *engine, prom string) {
 	cms := admin.CoreV1().ConfigMaps(engineNamespace)
 	part0, err := cms.Get(ctx, "wre-module-status-sync", metav1.GetOptions{})
 	require.NoError(t, err)
-	require.Contains(t, part0.Data["module.yaml"], "abi: v1\n")
-	part0.Data["module.yaml"] = strings.Replace(part0.Data["module.yaml"], "abi: v1\n", "abi: v9\n", 1)
+	require.Contains(t, part0.Data["module.yaml"], "abi: v2\n")
+	part0.Data["module.yaml"] = strings.Replace(part0.Data["module.yaml"], "abi: v2\n", "abi: v9\n", 1)
 	_, err = cms.Update(ctx, part0, metav1.UpdateOptions{})
 	require.NoError(t, err)
 

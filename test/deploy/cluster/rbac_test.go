@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -308,13 +309,11 @@ func TestExampleModulesRBAC(t *testing.T) {
 			}
 			return nil
 		}},
-		{"update a Widget's status", true, func(ctx context.Context) error {
-			got, err := dyn.Resource(widgets).Namespace(other).Get(ctx, "w", metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			_ = unstructured.SetNestedField(got.Object, "blue", "status", "current")
-			_, err = dyn.Resource(widgets).Namespace(other).UpdateStatus(ctx, got, metav1.UpdateOptions{})
+		{"apply a Widget's status (status-sync, ABI v2)", true, func(ctx context.Context) error {
+			force := true
+			_, err := dyn.Resource(widgets).Namespace(other).Patch(ctx, "w", types.ApplyPatchType,
+				[]byte(`{"apiVersion":"demo.wre.dev/v1","kind":"Widget","metadata":{"name":"w","namespace":"`+other+`"},"status":{"current":"blue"}}`),
+				metav1.PatchOptions{FieldManager: "status-sync", Force: &force}, "status")
 			return err
 		}},
 		{"list ConfigMaps in all namespaces and create one in another namespace", true, func(ctx context.Context) error {
