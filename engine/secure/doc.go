@@ -2,12 +2,16 @@
 // /debug/pprof/) safely inside a cluster: over TLS, and only to callers that
 // the API server authenticates (TokenReview) and authorizes
 // (SubjectAccessReview), as kube-rbac-proxy and controller-runtime's
-// filters.WithAuthenticationAndAuthorization do. The delegation is
-// k8s.io/apiserver's own delegating authenticator and authorizer.
+// filters.WithAuthenticationAndAuthorization do. It is built from
+// k8s.io/apiserver's request authenticators and token cache; the two reviews
+// themselves go through client-go's typed client rather than
+// k8s.io/apiserver's delegating webhooks, which would add 31 MB to the
+// binary (review.go).
 //
 // Guarantees:
 //   - A request without a bearer token, or with one the API server does not
-//     accept (malformed, expired, revoked), or whose review fails, gets 401;
+//     accept (malformed, expired, revoked), or whose TokenReview fails (after
+//     retries of transient errors), gets 401; a failed SubjectAccessReview 500;
 //     an authenticated caller without the right gets 403. Neither reaches the
 //     wrapped handler, so neither is served a byte of it.
 //   - The right checked is the caller's: the lower-cased HTTP method as the

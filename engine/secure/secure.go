@@ -9,15 +9,18 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/apiserver/pkg/apis/apiserver"
+	utilcache "k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
-	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	"k8s.io/apiserver/pkg/authentication/group"
+	"k8s.io/apiserver/pkg/authentication/request/bearertoken"
+	"k8s.io/apiserver/pkg/authentication/request/union"
+	"k8s.io/apiserver/pkg/authentication/request/websocket"
+	tokencache "k8s.io/apiserver/pkg/authentication/token/cache"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
-	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -33,12 +36,6 @@ const (
 	// and authorization.
 	DefaultCacheTTL = 10 * time.Second
 )
-
-// reviewTimeout bounds one TokenReview; reviewBackoff retries a failed
-// review (a timeout, a 5xx), the values k8s.io/apiserver's options use.
-const reviewTimeout = 10 * time.Second
-
-var reviewBackoff = wait.Backoff{Duration: 500 * time.Millisecond, Factor: 1.5, Jitter: 0.2, Steps: 5}
 
 // Options configure a Server.
 type Options struct {
@@ -67,11 +64,10 @@ type Server struct {
 	authn authenticator.Request
 	authz authorizer.Authorizer
 	log   logr.Logger
-	// certs is the serving certificate: a file pair that reloads itself, or a
-	// static self-signed one.
-	certs dynamiccertificates.CertKeyContentProvider
-	files *dynamiccertificates.DynamicCertKeyPairContent // nil when self-signed
-	tls   *dynamiccertificates.DynamicServingCertificateController
+	// cert is served to every client; Run replaces it when the files change.
+	cert atomic.Pointer[tls.Certificate]
+	// certFile and keyFile are "" for a self-signed certificate.
+	certFile, keyFile string
 }
 
 // New validates opts, fills their defaults, builds the delegating
@@ -93,26 +89,16 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secure serving: %w", err)
 	}
-	authn, _, err := authenticatorfactory.DelegatingAuthenticatorConfig{
-		Anonymous:                &apiserver.AnonymousAuthConfig{Enabled: false},
-		TokenAccessReviewClient:  client.AuthenticationV1(),
-		TokenAccessReviewTimeout: reviewTimeout,
-		WebhookRetryBackoff:      &reviewBackoff,
-		CacheTTL:                 opts.TokenCacheTTL,
-	}.New()
-	if err != nil {
-		return nil, fmt.Errorf("secure serving: authenticator: %w", err)
+	// A bearer token (header, or websocket protocol for a browser), reviewed
+	// and its answer cached as k8s.io/apiserver's delegating authenticator
+	// does; every authenticated caller is in system:authenticated.
+	tokens := tokencache.New(tokenReviewer{client.AuthenticationV1().TokenReviews()}, false, opts.TokenCacheTTL, opts.TokenCacheTTL)
+	authn := group.NewAuthenticatedGroupAdder(union.New(bearertoken.New(tokens), websocket.NewProtocolAuthenticator(tokens)))
+	authz := &accessReviewer{
+		client: client.AuthorizationV1().SubjectAccessReviews(), cache: utilcache.NewLRUExpireCache(accessCacheSize),
+		allowTTL: opts.AllowCacheTTL, denyTTL: opts.DenyCacheTTL,
 	}
-	authz, err := authorizerfactory.DelegatingAuthorizerConfig{
-		SubjectAccessReviewClient: client.AuthorizationV1(),
-		AllowCacheTTL:             opts.AllowCacheTTL,
-		DenyCacheTTL:              opts.DenyCacheTTL,
-		WebhookRetryBackoff:       &reviewBackoff,
-	}.New()
-	if err != nil {
-		return nil, fmt.Errorf("secure serving: authorizer: %w", err)
-	}
-	return newServer(opts, authn, authz)
+	return newServer(opts, authn, authorizer.AuthorizerFunc(authz.Authorize))
 }
 
 // newServer is New with the authenticator and authorizer given.
@@ -128,50 +114,77 @@ func newServer(opts Options, authn authenticator.Request, authz authorizer.Autho
 		if opts.KeyName == "" {
 			opts.KeyName = DefaultKeyName
 		}
-		certFile, keyFile := filepath.Join(opts.CertDir, opts.CertName), filepath.Join(opts.CertDir, opts.KeyName)
-		files, err := dynamiccertificates.NewDynamicServingContentFromFiles("metrics-serving-cert", certFile, keyFile)
+		s.certFile, s.keyFile = filepath.Join(opts.CertDir, opts.CertName), filepath.Join(opts.CertDir, opts.KeyName)
+		c, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("secure serving: load certificate %s and key %s: %w", certFile, keyFile, err)
+			return nil, fmt.Errorf("secure serving: load certificate %s and key %s: %w", s.certFile, s.keyFile, err)
 		}
-		s.certs, s.files = files, files
-	} else {
-		crt, key, err := cert.GenerateSelfSignedCertKey("localhost", []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, nil)
-		if err != nil {
-			return nil, fmt.Errorf("secure serving: generate a self-signed certificate: %w", err)
-		}
-		if s.certs, err = dynamiccertificates.NewStaticCertKeyContent("metrics-self-signed", crt, key); err != nil {
-			return nil, fmt.Errorf("secure serving: self-signed certificate: %w", err)
-		}
+		s.cert.Store(&c)
+		return s, nil
 	}
-	// HTTP/2 is not offered: its stream handling has been the source of
-	// denial-of-service flaws (CVE-2023-44487), and a scrape does not need it.
-	base := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
-	s.tls = dynamiccertificates.NewDynamicServingCertificateController(base, nil, s.certs, nil, nil)
-	if err := s.tls.RunOnce(); err != nil {
-		return nil, fmt.Errorf("secure serving: %w", err)
+	crt, key, err := cert.GenerateSelfSignedCertKey("localhost", []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("secure serving: generate a self-signed certificate: %w", err)
 	}
-	s.certs.AddListener(s.tls)
+	c, err := tls.X509KeyPair(crt, key)
+	if err != nil {
+		return nil, fmt.Errorf("secure serving: self-signed certificate: %w", err)
+	}
+	s.cert.Store(&c)
 	return s, nil
 }
 
-// Listener wraps l in TLS with the current certificate.
+// Listener wraps l in TLS with the current certificate. HTTP/2 is not
+// offered: its stream handling has been the source of denial-of-service
+// flaws (CVE-2023-44487), and a scrape does not need it.
 func (s *Server) Listener(l net.Listener) net.Listener {
-	return tls.NewListener(l, &tls.Config{GetConfigForClient: s.tls.GetConfigForClient})
+	return tls.NewListener(l, &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		NextProtos:     []string{"http/1.1"},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.Load(), nil },
+	})
 }
 
-// Run reloads the certificate when its files change, until ctx is done. It
-// returns at once for a self-signed certificate.
+// Run reloads the certificate when its files change, until ctx is done:
+// k8s.io/apiserver's file watcher (inotify, with a re-read every minute, and
+// a re-added watch when a mounted Secret swaps its files) reads them, and a
+// pair that does not match is skipped until it does. It returns at once for
+// a self-signed certificate.
 func (s *Server) Run(ctx context.Context) {
-	if s.files == nil {
+	if s.certFile == "" {
 		return
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.tls.Run(1, ctx.Done())
-	}()
-	s.files.Run(ctx, 1)
-	<-done
+	// The constructor leaks its queue's goroutine when it fails to load the
+	// pair: check first.
+	_, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
+	var files *dynamiccertificates.DynamicCertKeyPairContent
+	if err == nil {
+		files, err = dynamiccertificates.NewDynamicServingContentFromFiles("metrics-serving-cert", s.certFile, s.keyFile)
+	}
+	if err != nil { // the files changed since New into something unusable
+		s.log.Error(err, "Not watching the serving certificate for changes: serving the one loaded at start")
+		return
+	}
+	l := reloader{s: s, files: files}
+	files.AddListener(l)
+	l.Enqueue() // a change between New and the watch above
+	files.Run(ctx, 1)
+}
+
+// reloader installs the certificate files has read (a matching pair).
+type reloader struct {
+	s     *Server
+	files *dynamiccertificates.DynamicCertKeyPairContent
+}
+
+func (r reloader) Enqueue() {
+	c, err := tls.X509KeyPair(r.files.CurrentCertKeyContent())
+	if err != nil { // checked by files before it calls Enqueue
+		r.s.log.Error(err, "Ignoring the new serving certificate")
+		return
+	}
+	r.s.cert.Store(&c)
+	r.s.log.Info("Loaded the serving certificate", "file", r.s.certFile)
 }
 
 // Handler serves h to authenticated, authorized requests only.

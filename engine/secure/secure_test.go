@@ -240,6 +240,16 @@ func TestCertDirReload(t *testing.T) {
 
 	cancel()
 	<-ran
+
+	t.Run("files gone before Run", func(t *testing.T) {
+		var log logs
+		s, err := newServer(Options{CertDir: dir, Logger: funcr.New(log.add, funcr.Options{})}, bearertoken.New(tokens), authorizer.AuthorizerFunc((&rbac{}).Authorize))
+		require.NoError(t, err)
+		require.NoError(t, os.Remove(filepath.Join(dir, "tls.key")))
+		s.Run(t.Context()) // returns at once
+		assert.Contains(t, log.String(), "serving the one loaded at start")
+		assert.Equal(t, []string{"second.example"}, peerCert(t, serve(t, s)).DNSNames)
+	})
 }
 
 func slicesEqual(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, ",") }
