@@ -111,7 +111,7 @@ func checkMetricsAccess(t *testing.T, e *engine) {
 		assert.Contains(t, body, "controller_runtime_reconcile_total{")
 		code, body = e.get(t, c, "/modules")
 		assert.Equal(t, http.StatusOK, code)
-		assert.Contains(t, body, `"name":"status-sync"`)
+		assert.Contains(t, body, `"name": "status-sync"`)
 	})
 }
 
