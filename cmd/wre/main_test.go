@@ -17,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/wre-dev/wre/engine/manager"
+	"github.com/wre-dev/wre/engine/secure"
 
 	"github.com/wre-dev/wre/test/controlplane"
 	"github.com/wre-dev/wre/test/enginetest"
@@ -44,6 +45,7 @@ func TestDispatch(t *testing.T) {
 		{"bad log format", []string{"run", "--log-format", "xml"}, exitUsage, `unknown format "xml"`},
 		{"bad duration", []string{"run", "--lease-duration", "-1s"}, exitUsage, "--lease-duration must be positive"},
 		{"bad qps", []string{"run", "--kube-api-qps", "0"}, exitUsage, "--kube-api-qps and --kube-api-burst must be positive"},
+		{"cert dir without --metrics-secure", []string{"run", "--metrics-cert-dir", "/certs"}, exitUsage, "--metrics-cert-dir needs --metrics-secure"},
 		{"positional argument", []string{"run", "extra"}, exitUsage, `unexpected arguments ["extra"]`},
 		{"missing kubeconfig", []string{"run", "--kubeconfig", filepath.Join(t.TempDir(), "none")}, exitError, "load kubeconfig"},
 		{"unreachable API server", []string{"run", "--kubeconfig", unreachable, "--metrics-bind-address", "0", "--health-probe-bind-address", "0"},
@@ -130,13 +132,15 @@ func TestRunFlagsReachTheManager(t *testing.T) {
 	}
 	o := parse("--kube-api-qps", "7", "--kube-api-burst", "9", "--leader-elect", "--leader-election-id", "l",
 		"--leader-election-namespace", "ns", "--lease-duration", "20s", "--renew-deadline", "12s", "--retry-period", "3s",
-		"--metrics-bind-address", ":1", "--health-probe-bind-address", ":2", "--graceful-shutdown-timeout", "5s")
+		"--metrics-bind-address", ":1", "--health-probe-bind-address", ":2", "--graceful-shutdown-timeout", "5s",
+		"--metrics-secure", "--metrics-cert-dir", "/certs")
 	assert.Equal(t, float32(7), o.QPS)
 	assert.Equal(t, 9, o.Burst)
 	assert.Equal(t, manager.LeaderElection{Enabled: true, LeaseName: "l", Namespace: "ns",
 		LeaseDuration: 20 * time.Second, RenewDeadline: 12 * time.Second, RetryPeriod: 3 * time.Second}, o.LeaderElection)
 	assert.Equal(t, ":1", o.MetricsBindAddress)
 	assert.Equal(t, ":2", o.HealthProbeBindAddress)
+	assert.Equal(t, &secure.Options{CertDir: "/certs"}, o.SecureMetrics)
 	assert.Equal(t, 5*time.Second, o.GracefulShutdownTimeout)
 
 	o = parse()
@@ -144,6 +148,7 @@ func TestRunFlagsReachTheManager(t *testing.T) {
 	assert.Equal(t, manager.DefaultBurst, o.Burst)
 	assert.False(t, o.LeaderElection.Enabled)
 	assert.Equal(t, manager.DefaultLeaseName, o.LeaderElection.LeaseName)
+	assert.Nil(t, o.SecureMetrics, "plain HTTP metrics without --metrics-secure")
 	mgr, err := manager.New(o)
 	require.NoError(t, err)
 	assert.Equal(t, float32(50), mgr.Config().QPS, "the manager's client is not throttled at client-go's 5 QPS")

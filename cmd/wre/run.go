@@ -18,6 +18,7 @@ import (
 	"github.com/wre-dev/wre/engine/leader"
 	"github.com/wre-dev/wre/engine/logging"
 	"github.com/wre-dev/wre/engine/manager"
+	"github.com/wre-dev/wre/engine/secure"
 )
 
 func init() {
@@ -34,6 +35,8 @@ type runFlags struct {
 	renewDeadline           time.Duration
 	retryPeriod             time.Duration
 	metricsAddr             string
+	metricsSecure           bool
+	metricsCertDir          string
 	probeAddr               string
 	qps                     float64
 	burst                   int
@@ -67,6 +70,8 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.renewDeadline, "renew-deadline", leader.DefaultRenewDeadline, "how long the leader retries renewing before giving up the lead")
 	fs.DurationVar(&f.retryPeriod, "retry-period", leader.DefaultRetryPeriod, "interval between attempts to acquire or renew the lease")
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", manager.DefaultMetricsBindAddress, `address of /metrics ("0" disables)`)
+	fs.BoolVar(&f.metricsSecure, "metrics-secure", false, "serve the metrics address over HTTPS to callers the API server authenticates (TokenReview) and authorizes (SubjectAccessReview: get on the path, e.g. /metrics)")
+	fs.StringVar(&f.metricsCertDir, "metrics-cert-dir", "", "directory with tls.crt and tls.key for --metrics-secure, reloaded when they change (default: a self-signed certificate)")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", manager.DefaultHealthProbeBindAddress, `address of /healthz and /readyz ("0" disables)`)
 	fs.Float64Var(&f.qps, "kube-api-qps", manager.DefaultQPS, "client-side queries per second towards the API server")
 	fs.IntVar(&f.burst, "kube-api-burst", manager.DefaultBurst, "client-side burst towards the API server")
@@ -93,6 +98,9 @@ func (f *runFlags) validate(args []string) error {
 	}
 	if f.qps <= 0 || f.burst <= 0 {
 		return fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive")
+	}
+	if f.metricsCertDir != "" && !f.metricsSecure {
+		return fmt.Errorf("--metrics-cert-dir needs --metrics-secure")
 	}
 	return nil
 }
@@ -150,13 +158,17 @@ func run(ctx context.Context, f runFlags, log logr.Logger) error {
 
 // managerOptions maps the flags onto the manager's options.
 func (f runFlags) managerOptions(cfg *rest.Config, log logr.Logger) manager.Options {
+	var secureMetrics *secure.Options
+	if f.metricsSecure {
+		secureMetrics = &secure.Options{CertDir: f.metricsCertDir}
+	}
 	return manager.Options{
 		Config: cfg, QPS: float32(f.qps), Burst: f.burst,
 		LeaderElection: manager.LeaderElection{
 			Enabled: f.leaderElect, LeaseName: f.leaderElectionID, Namespace: f.leaderElectionNamespace,
 			LeaseDuration: f.leaseDuration, RenewDeadline: f.renewDeadline, RetryPeriod: f.retryPeriod,
 		},
-		MetricsBindAddress: f.metricsAddr, HealthProbeBindAddress: f.probeAddr,
+		MetricsBindAddress: f.metricsAddr, SecureMetrics: secureMetrics, HealthProbeBindAddress: f.probeAddr,
 		GracefulShutdownTimeout: f.gracefulShutdown,
 		Logger:                  log,
 	}

@@ -28,4 +28,8 @@
 //   - /readyz passes when every acquired informer has synced and, on the leader,
 //     every controller's workers run; /healthz passes while the process serves
 //     HTTP. /metrics serves the engine's metrics.Registry.
+//   - With Options.SecureMetrics, every path of the metrics server (/metrics,
+//     and what HandleMetricsPath adds) is served over TLS only, to callers the
+//     API server authenticates and authorizes (package secure); the probes
+//     stay plain HTTP.
 package manager

@@ -21,6 +21,7 @@ import (
 	"github.com/wre-dev/wre/engine/informers"
 	"github.com/wre-dev/wre/engine/leader"
 	"github.com/wre-dev/wre/engine/metrics"
+	"github.com/wre-dev/wre/engine/secure"
 )
 
 // Defaults of Options.
@@ -56,6 +57,13 @@ type Options struct {
 	// MetricsBindAddress is where /metrics is served. Defaults to ":8080";
 	// DisabledAddress turns it off.
 	MetricsBindAddress string
+	// SecureMetrics, when set, serves the metrics address over TLS to callers
+	// the API server authenticates and authorizes (package secure): every
+	// path on it (/metrics, /modules, /debug/pprof/) needs the right to get
+	// that non-resource URL. Its Config defaults to the manager's and its
+	// Logger to the manager's. Defaults to nil: plain HTTP, no
+	// authentication, for local runs.
+	SecureMetrics *secure.Options
 	// HealthProbeBindAddress is where /healthz and /readyz are served. Defaults
 	// to ":8081"; DisabledAddress turns it off.
 	HealthProbeBindAddress string
@@ -101,6 +109,7 @@ type Manager struct {
 	informers *informers.Registry
 	probes    *health.Probes
 	elector   *leader.Elector
+	secure    *secure.Server // nil: plain HTTP metrics
 
 	mu          sync.Mutex
 	controllers map[string]*managed
@@ -202,6 +211,18 @@ func New(opts Options) (*Manager, error) {
 		}
 		m.opts.LeaderElection = le
 		m.metrics.SetLeader(le.LeaseName, false)
+	}
+	if so := opts.SecureMetrics; so != nil && opts.MetricsBindAddress != DisabledAddress {
+		so := *so
+		if so.Config == nil {
+			so.Config = cfg
+		}
+		if so.Logger.GetSink() == nil {
+			so.Logger = opts.Logger.WithName("metrics")
+		}
+		if m.secure, err = secure.New(so); err != nil {
+			return nil, fmt.Errorf("new manager: %w", err)
+		}
 	}
 	m.probes.AddHealthz("ping", health.Ping)
 	m.probes.AddReadyz("informers", m.informersSynced)
@@ -331,7 +352,14 @@ func (m *Manager) checkAPIServer(ctx context.Context) error {
 func (m *Manager) serve() (stop func(), err error) {
 	var servers []*http.Server
 	var wg sync.WaitGroup
+	certCtx, stopCerts := context.WithCancel(context.Background())
+	metricsHandler := metricsMux(m.metrics.Handler(), m.metricsPaths)
+	if m.secure != nil {
+		metricsHandler = m.secure.Handler(metricsHandler)
+		wg.Go(func() { m.secure.Run(certCtx) }) // reloads a mounted certificate
+	}
 	stop = func() {
+		stopCerts()
 		for _, s := range servers {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = s.Shutdown(ctx)
@@ -343,7 +371,7 @@ func (m *Manager) serve() (stop func(), err error) {
 		name, addr string
 		handler    http.Handler
 	}{
-		{"metrics", m.opts.MetricsBindAddress, metricsMux(m.metrics.Handler(), m.metricsPaths)},
+		{"metrics", m.opts.MetricsBindAddress, metricsHandler},
 		{"probes", m.opts.HealthProbeBindAddress, m.probes.Handler()},
 	} {
 		if s.addr == DisabledAddress {
@@ -356,11 +384,16 @@ func (m *Manager) serve() (stop func(), err error) {
 		}
 		srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, srv)
+		addr := l.Addr().String()
+		secured := s.name == "metrics" && m.secure != nil
+		if secured {
+			l = m.secure.Listener(l)
+		}
 		wg.Go(func() { _ = srv.Serve(l) })
 		m.mu.Lock()
-		m.addrs[s.name] = l.Addr().String()
+		m.addrs[s.name] = addr
 		m.mu.Unlock()
-		m.log.Info("Serving "+s.name, "address", l.Addr().String())
+		m.log.Info("Serving "+s.name, "address", addr, "secure", secured)
 	}
 	return stop, nil
 }

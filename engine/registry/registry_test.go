@@ -497,7 +497,7 @@ func TestHandler(t *testing.T) {
 	post.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, post.StatusCode)
 
-	statuses, err := registry.FetchStatuses(t.Context(), srv.URL)
+	statuses, err := registry.FetchStatuses(t.Context(), nil, srv.URL)
 	require.NoError(t, err)
 	want := f.reg.Statuses()
 	require.Len(t, statuses, 1)
@@ -505,15 +505,15 @@ func TestHandler(t *testing.T) {
 	assert.True(t, want[0].LoadedAt.Equal(*statuses[0].LoadedAt))
 	statuses[0].LoadedAt = want[0].LoadedAt
 	assert.Equal(t, want, statuses, "the client reads what the handler serves")
-	_, err = registry.FetchStatuses(t.Context(), "http://[::1")
+	_, err = registry.FetchStatuses(t.Context(), nil, "http://[::1")
 	assert.Error(t, err, "a malformed URL")
 	notFound := httptest.NewServer(http.NotFoundHandler())
 	defer notFound.Close()
-	_, err = registry.FetchStatuses(t.Context(), notFound.URL)
+	_, err = registry.FetchStatuses(t.Context(), nil, notFound.URL)
 	assert.ErrorContains(t, err, "GET "+notFound.URL+": 404 Not Found")
 	notJSON := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("<html>")) }))
 	defer notJSON.Close()
-	_, err = registry.FetchStatuses(t.Context(), notJSON.URL)
+	_, err = registry.FetchStatuses(t.Context(), nil, notJSON.URL)
 	assert.ErrorContains(t, err, "GET "+notJSON.URL+": ")
 }
 

@@ -69,15 +69,19 @@ func (r *Registry) Handler() http.Handler {
 }
 
 // FetchStatuses reads the statuses an engine serves at url, its /modules
-// endpoint (what Handler serves): `wre status` and the benchmarks use it. A
-// status other than 200 OK or a body that is not a list of statuses is an
-// error naming url.
-func FetchStatuses(ctx context.Context, url string) ([]Status, error) {
+// endpoint (what Handler serves), with client (nil: http.DefaultClient; an
+// engine run with --metrics-secure needs one that sends a bearer token): `wre
+// status` and the benchmarks use it. A status other than 200 OK or a body
+// that is not a list of statuses is an error naming url.
+func FetchStatuses(ctx context.Context, client *http.Client, url string) ([]Status, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -150,7 +150,7 @@ func (e *Env) ShipModule(ctx context.Context, kube kubernetes.Interface, namespa
 
 // ModuleStatuses reads /modules from the engine's metrics address.
 func ModuleStatuses(ctx context.Context, metricsAddr string) ([]registry.Status, error) {
-	return registry.FetchStatuses(ctx, "http://"+metricsAddr+"/modules")
+	return registry.FetchStatuses(ctx, nil, "http://"+metricsAddr+"/modules")
 }
 
 // WaitModules polls /modules every 200 ms until n modules are Loaded and

@@ -64,6 +64,12 @@ func TestRenderAll(t *testing.T) {
 			}
 		})
 	}
+	for _, c := range []string{"deploy/components/cert-manager", "deploy/components/network-policy"} {
+		t.Run("base with "+c, func(t *testing.T) {
+			objs := render(t, "deploy/base", c)
+			assert.Contains(t, kinds(objs), "Deployment/wre")
+		})
+	}
 	t.Run("base with prometheus-operator component", func(t *testing.T) {
 		objs := render(t, "deploy/base", "deploy/components/prometheus-operator")
 		ks := kinds(objs)
@@ -83,7 +89,8 @@ func TestEngineDeployment(t *testing.T) {
 	require.Len(t, d.Spec.Template.Spec.Containers, 1)
 	c := d.Spec.Template.Spec.Containers[0]
 	assert.Contains(t, c.Args, "--leader-elect")
-	assert.Contains(t, c.Args, "--metrics-bind-address=:8080")
+	assert.Contains(t, c.Args, "--metrics-bind-address=:8443")
+	assert.Contains(t, c.Args, "--metrics-secure")
 	assert.Contains(t, c.Args, "--health-probe-bind-address=:8081")
 	assert.Contains(t, c.Args, "--module-namespace=$(POD_NAMESPACE)")
 	assert.Equal(t, "ghcr.io/wre-dev/wre:latest", c.Image)
@@ -122,7 +129,7 @@ func TestEngineDeployment(t *testing.T) {
 		for _, p := range c.Ports {
 			ports[p.Name] = p.ContainerPort
 		}
-		assert.Equal(t, map[string]int32{"metrics": 8080, "health": 8081}, ports)
+		assert.Equal(t, map[string]int32{"metrics": 8443, "health": 8081}, ports)
 	})
 
 	t.Run("security context", func(t *testing.T) {
@@ -184,7 +191,7 @@ func TestEngineDeployment(t *testing.T) {
 		get(t, objs, "Service", "wre-metrics", &svc)
 		assert.True(t, labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels))
 		require.Len(t, svc.Spec.Ports, 1)
-		assert.EqualValues(t, 8080, svc.Spec.Ports[0].Port)
+		assert.EqualValues(t, 8443, svc.Spec.Ports[0].Port)
 		assert.Equal(t, "metrics", svc.Spec.Ports[0].TargetPort.String())
 	})
 

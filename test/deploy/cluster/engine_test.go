@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/wre-dev/wre/engine/registry"
 	"github.com/wre-dev/wre/test/controlplane"
@@ -105,13 +107,48 @@ type engine struct {
 	*enginetest.Engine
 	metrics string // loopback address of /metrics and /modules
 	started time.Time
+	// scheme is https when the Deployment runs --metrics-secure; reader then
+	// sends a token allowed to read /metrics and /modules.
+	scheme string
+	reader *http.Client
+}
+
+// secureMetrics reports whether the Deployment d serves /metrics over HTTPS.
+func secureMetrics(d *appsv1.Deployment) bool {
+	return slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--metrics-secure")
+}
+
+// tokenClient returns a client that sends token (none if empty) and accepts
+// the engine's self-signed certificate, as the ServiceMonitor's
+// insecureSkipVerify does.
+func tokenClient(t *testing.T, token string) *http.Client {
+	t.Helper()
+	c, err := rest.HTTPClientFor(&rest.Config{BearerToken: token, TLSClientConfig: rest.TLSClientConfig{Insecure: true}})
+	require.NoError(t, err)
+	return c
+}
+
+// get returns the status and body of GET path on the engine with c.
+func (e *engine) get(t *testing.T, c *http.Client, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, e.scheme+"://"+e.metrics+path, nil)
+	require.NoError(t, err)
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
 }
 
 // startEngine runs bin with the flags of the Deployment d under the identity
 // of the deployed ServiceAccount (impersonated) and waits until it is ready.
 func startEngine(t *testing.T, bin string, d *appsv1.Deployment) *engine {
 	t.Helper()
-	e := &engine{metrics: freeAddr(t)}
+	e := &engine{metrics: freeAddr(t), scheme: "http", reader: http.DefaultClient}
+	if secureMetrics(d) {
+		e.scheme, e.reader = "https", tokenClient(t, prometheusToken(t))
+	}
 	args := engineArgs(t, bin, d, e.metrics, freeAddr(t))
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	require.NoError(t, cp.WriteKubeconfig(kubeconfig, cp.ServiceAccountConfig(engineNamespace, engineSA)))
@@ -134,7 +171,7 @@ func startEngine(t *testing.T, bin string, d *appsv1.Deployment) *engine {
 
 // modules returns GET /modules by module name.
 func (e *engine) modules(ctx context.Context) (map[string]registry.Status, error) {
-	list, err := registry.FetchStatuses(ctx, "http://"+e.metrics+"/modules")
+	list, err := registry.FetchStatuses(ctx, e.reader, e.scheme+"://"+e.metrics+"/modules")
 	if err != nil {
 		return nil, err
 	}
@@ -148,8 +185,9 @@ func (e *engine) modules(ctx context.Context) (map[string]registry.Status, error
 // scrape returns the engine's /metrics, raw and parsed.
 func (e *engine) scrape(t *testing.T) ([]byte, samples) {
 	t.Helper()
-	body, err := get200(t.Context(), "http://"+e.metrics+"/metrics")
-	require.NoError(t, err)
+	code, text := e.get(t, e.reader, "/metrics")
+	require.Equal(t, http.StatusOK, code, text)
+	body := []byte(text)
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := p.TextToMetricFamilies(bytes.NewReader(body))
 	require.NoError(t, err)
@@ -274,11 +312,12 @@ func TestEngineRunsAsItsServiceAccount(t *testing.T) {
 	})
 
 	t.Run("denied", func(t *testing.T) { checkEngineDenied(t) })
+	t.Run("metrics access", func(t *testing.T) { checkMetricsAccess(t, e) })
 
 	body, m := e.scrape(t)
 	t.Run("collectors", func(t *testing.T) { checkCollectors(t, m) })
 
-	prom := startPrometheus(t, e.metrics)
+	prom := startPrometheus(t, e)
 	t.Run("dashboards", func(t *testing.T) { checkDashboardsWithPrometheus(t, prom, body) })
 	t.Run("alerts", func(t *testing.T) { checkAlertRules(t, prom, nil) })
 	t.Run("load failure", func(t *testing.T) { checkLoadFailure(t, e, prom) })

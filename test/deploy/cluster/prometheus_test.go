@@ -78,10 +78,13 @@ func promQuery(t *testing.T, base, expr string) (promResponse, int, error) {
 }
 
 // startPrometheus runs Debian's Prometheus (package prometheus) scraping the
-// engine at metricsAddr every second as job wre, with dashboards/alerts.yaml
-// loaded, and returns its base URL once it has enough samples for rate()
-// over a minute.
-func startPrometheus(t *testing.T, metricsAddr string) string {
+// engine e every second as job wre, with dashboards/alerts.yaml loaded, and
+// returns its base URL once it has enough samples for rate() over a minute.
+// A secured engine is scraped as the prometheus-operator component
+// configures it: HTTPS without verifying the self-signed certificate, with
+// Prometheus's ServiceAccount token from a file.
+func startPrometheus(t *testing.T, e *engine) string {
+	metricsAddr := e.metrics
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -89,14 +92,20 @@ func startPrometheus(t *testing.T, metricsAddr string) string {
 	}
 	dir := t.TempDir()
 	addr := freeAddr(t)
+	auth := ""
+	if e.scheme == "https" {
+		tokenFile := filepath.Join(dir, "token")
+		require.NoError(t, os.WriteFile(tokenFile, []byte(prometheusToken(t)), 0o600))
+		auth = fmt.Sprintf("    scheme: https\n    bearer_token_file: %q\n    tls_config: {insecure_skip_verify: true}\n", tokenFile)
+	}
 	config := fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
 rule_files: [%q]
 scrape_configs:
   - job_name: wre
-    static_configs:
+%s    static_configs:
       - targets: [%q]
         labels: {namespace: %s, pod: wre-test}
-`, filepath.Join(deploy.RepoRoot(), "dashboards", "alerts.yaml"), metricsAddr, engineNamespace)
+`, filepath.Join(deploy.RepoRoot(), "dashboards", "alerts.yaml"), auth, metricsAddr, engineNamespace)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644))
 	var logs strings.Builder
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -201,6 +202,16 @@ func TestEngineRBAC(t *testing.T) {
 			if err == nil && user != "system:serviceaccount:"+engineNamespace+":wre-module-demo" {
 				err = fmt.Errorf("impersonation yields %q", user)
 			}
+			return err
+		}},
+		{"review a token (--metrics-secure)", true, func(ctx context.Context) error {
+			_, err := engine.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: "x"}}, metav1.CreateOptions{})
+			return err
+		}},
+		{"review a right (--metrics-secure)", true, func(ctx context.Context) error {
+			_, err := engine.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User: "someone", NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"},
+			}}, metav1.CreateOptions{})
 			return err
 		}},
 
