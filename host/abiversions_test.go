@@ -84,7 +84,7 @@ func TestRuntimeRunsSeveralABIVersionsSideBySide(t *testing.T) {
 		want string
 	}{
 		{"unknown marker", wasmModule(true, nil, abiFuncs("wre_abi_v7", i64Const0)),
-			"unsupported ABI: module exports [wre_abi_v7], host supports [wre_abi_v1 " + host.TestABIMarker + "] (exactly one is required)"},
+			"unsupported ABI: module exports [wre_abi_v7], host supports [wre_abi_v1 wre_abi_v2 " + host.TestABIMarker + "] (exactly one is required)"},
 		{"v1 module importing a test version function", wasmModule(true, []wimport{importPing}, abiFuncs(abi.MarkerV1, i64Const0)),
 			"unsupported import wre.ping"},
 		{"test version module with v1's reconcile", wasmModule(true, nil, abiFuncs(host.TestABIMarker, i64Const0)),
@@ -101,5 +101,5 @@ func TestRuntimeRunsSeveralABIVersionsSideBySide(t *testing.T) {
 	require.NoError(t, err)
 	defer plain.Close(ctx)
 	_, err = plain.Compile(ctx, "test", testABIModule())
-	assert.ErrorContains(t, err, "unsupported ABI: module exports ["+host.TestABIMarker+"], host supports [wre_abi_v1]")
+	assert.ErrorContains(t, err, "unsupported ABI: module exports ["+host.TestABIMarker+"], host supports [wre_abi_v1 wre_abi_v2]")
 }

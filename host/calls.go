@@ -131,7 +131,7 @@ func (m *Module) serve(ctx context.Context, st *callState, op abi.Op, mod api.Mo
 // handle decodes and runs the request b of a known op; b is guest memory and
 // is not retained.
 func (m *Module) handle(ctx context.Context, st *callState, op abi.Op, b []byte) abi.Response {
-	c := &call{m: m, st: st, op: op, v2: m.compiled.entry.version.projected}
+	c := &call{m: m, st: st, op: op, v2: m.projected}
 	if err := c.req.Unmarshal(b); err != nil {
 		return abi.Response{Status: badRequest(err.Error())}
 	}

@@ -167,7 +167,7 @@ func TestCompileRefusesBadModules(t *testing.T) {
 		{"missing exports", wasmModule(true, nil, []wfunc{{name: abi.MarkerV1}}),
 			[]string{"missing export wre_alloc (i32)->(i32)", "missing export wre_free", "missing export wre_reconcile (i32,i32)->(i64)"}},
 		{"unsupported ABI version", wasmModule(true, nil, abiFuncs("wre_abi_v7", i64Const0)),
-			[]string{"unsupported ABI: module exports [wre_abi_v7], host supports [wre_abi_v1]"}},
+			[]string{"unsupported ABI: module exports [wre_abi_v7], host supports [wre_abi_v1 wre_abi_v2]"}},
 		{"no ABI marker", wasmModule(true, nil, abiFuncs("something_else", i64Const0)),
 			[]string{"unsupported ABI: module exports no wre_abi_v* marker"}},
 		{"two ABI markers", wasmModule(true, nil, append(abiFuncs(abi.MarkerV1, i64Const0), wfunc{name: "wre_abi_v2"})),

@@ -21,8 +21,9 @@ func TestMetricNamesExist(t *testing.T) {
 	for _, f := range families {
 		names[f.GetName()] = len(f.GetMetric())
 	}
-	assert.Equal(t, 20, names["wre_host_calls_total"], "codes 200 and 403 of every op")
-	assert.Equal(t, 10, names["wre_host_call_duration_seconds"])
+	assert.Equal(t, 2*len(abi.Ops()), names["wre_host_calls_total"], "codes 200 and 403 of every op")
+	assert.Equal(t, len(abi.Ops()), names["wre_host_call_duration_seconds"])
+	assert.Len(t, abi.Ops(), 13, "v1's ten ops and v2's declare, apply, status_apply")
 	assert.Equal(t, 8, names["wre_guest_traps_total"], "every reason")
 	assert.Equal(t, 1, names["wre_module_instances"])
 	assert.Equal(t, 1, names["wre_guest_memory_bytes"])

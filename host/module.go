@@ -88,6 +88,9 @@ type Module struct {
 	opts     ModuleOptions
 	log      logr.Logger
 	slots    chan struct{} // one token per instance that may exist
+	// projected is the ABI version's projected flag (v2): host calls carry
+	// objects in declared projections.
+	projected bool
 	// trapEventTimeout is recordTrapTimeout; tests shorten it.
 	trapEventTimeout time.Duration
 
@@ -115,7 +118,7 @@ func (rt *Runtime) NewModule(ctx context.Context, compiled *CompiledModule, opts
 		return nil, fmt.Errorf("new module %q: initial memory of %d bytes exceeds the limit of %d bytes", opts.Name, min, opts.MemoryLimitBytes)
 	}
 	m := &Module{
-		rt: rt, compiled: compiled, opts: opts,
+		rt: rt, compiled: compiled, opts: opts, projected: compiled.entry.version.projected,
 		log:              rt.opts.Logger.WithValues("module", opts.Name),
 		slots:            make(chan struct{}, opts.Concurrency),
 		trapEventTimeout: recordTrapTimeout,
