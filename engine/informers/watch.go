@@ -18,10 +18,10 @@ import (
 )
 
 // DefaultReconnectBackoff is Options.ReconnectBackoff's default: the first
-// retry after 250 ms, doubling to a cap of 2 s, each wait stretched by up to
-// half (jitter 0.5), so a retry comes at most 3 s after the previous one. See
-// docs/operations.md (API server outages) for why.
-var DefaultReconnectBackoff = wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.5, Steps: 4, Cap: 2 * time.Second}
+// retry after 200 ms, doubling to a cap of 1 s, each wait stretched by up to
+// half (jitter 0.5), so a retry comes at most 1.5 s after the previous one.
+// See docs/operations.md (API server outages) for why.
+var DefaultReconnectBackoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.5, Steps: 4, Cap: time.Second}
 
 // watchHealth is what one informer knows about its connection to the API
 // server: whether its last list or watch request succeeded, and since when it
@@ -88,7 +88,9 @@ func (h *watchHealth) state() (connected bool, down time.Duration) {
 // reflector's own backoff (0.8 s doubling to 30 s, jitter 1.0, reset only
 // after 2 min) cannot be configured through a shared informer in client-go
 // v0.37 and leaves a watch blind for up to a minute after an outage. Every
-// request starts with a fresh backoff, so success resets it.
+// request starts with a fresh backoff, so success resets it. A Retry-After
+// header lengthens a wait up to the backoff's cap, no further: a starting
+// API server answers 503 with Retry-After 5 moments before it is ready.
 type watchTransport struct {
 	base    http.RoundTripper
 	health  *watchHealth
@@ -111,7 +113,7 @@ func (t *watchTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 		}
-		timer := t.clock.NewTimer(max(delay(), wait))
+		timer := t.clock.NewTimer(max(delay(), min(wait, t.backoff.Cap)))
 		select {
 		case <-req.Context().Done():
 			timer.Stop()

@@ -149,8 +149,9 @@ func TestWatchTransport(t *testing.T) {
 		{name: "success", steps: []step{{code: 200}}, code: 200, connected: true},
 		{name: "refused, then success", steps: []step{refused, refused, refused, refused, refused, {code: 200}},
 			waits: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 2 * time.Second}, code: 200, connected: true},
-		{name: "unavailable honours Retry-After", steps: []step{{code: 503, header: http.Header{"Retry-After": {"1"}}}, {code: 429}, {code: 200}},
-			waits: []time.Duration{time.Second, 500 * time.Millisecond}, code: 200, connected: true},
+		{name: "unavailable honours Retry-After up to the cap", steps: []step{
+			{code: 503, header: http.Header{"Retry-After": {"1"}}}, {code: 429}, {code: 503, header: http.Header{"Retry-After": {"5"}}}, {code: 200}},
+			waits: []time.Duration{time.Second, 500 * time.Millisecond, 2 * time.Second}, code: 200, connected: true},
 		{name: "forbidden goes to the reflector", steps: []step{{code: 403}}, code: 403},
 		{name: "gone goes to the reflector and says nothing about the connection", steps: []step{{code: 410}}, code: 410},
 	}
