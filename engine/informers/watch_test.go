@@ -63,6 +63,7 @@ func TestWatchHealth(t *testing.T) {
 	h, clk, logs := newHealth(t, 0)
 	connected, down := h.state()
 	assert.False(t, connected, "not connected before the first list")
+	assert.Zero(t, down)
 	clk.Step(2 * time.Second)
 	_, down = h.state()
 	assert.Equal(t, 2*time.Second, down, "the informer's age until its first success")
