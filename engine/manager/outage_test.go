@@ -105,7 +105,7 @@ func testOutage(t *testing.T, watchDrops bool, stop, restart func(t *testing.T))
 
 	createWidget(t, ns, "before", "a")
 	_, err = enginetest.WaitWidget(waitCtx(t, 2*time.Minute), client, ns, "before", "a")
-	require.NoError(t, err, "the module reconciles before the outage")
+	require.NoError(t, err, "the module reconciles before the outage\n%s", logs)
 	require.Equal(t, 1.0, connected(), "the Widgets watch is connected")
 
 	stopped, logged := time.Now(), len(logs.String())
