@@ -66,6 +66,7 @@ type Controller struct {
 	log     logr.Logger
 	metrics *metrics.Controller
 	queue   *queue.Queue[reconcile.Request]
+	errs    errorRuns
 
 	mu       sync.Mutex
 	state    state
@@ -263,19 +264,22 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 		terminal := reconcile.IsTerminal(err)
 		if terminal {
 			c.queue.Forget(req)
+			c.errs.ended(log, req, c.clock.Now())
 			log.Error(err, "Reconciler error, not retried")
 		} else {
 			c.queue.AddRateLimited(req)
-			log.Error(err, "Reconciler error")
+			c.errs.failed(log, req, err, c.clock.Now())
 		}
 		c.metrics.Reconciled(metrics.ResultError, took, terminal)
 	case res.RequeueAfter > 0:
 		c.queue.Forget(req)
+		c.errs.ended(log, req, c.clock.Now())
 		c.queue.AddAfter(req, res.RequeueAfter)
 		log.V(1).Info("Reconcile done, requeue", "after", res.RequeueAfter)
 		c.metrics.Reconciled(metrics.ResultRequeueAfter, took, false)
 	default:
 		c.queue.Forget(req)
+		c.errs.ended(log, req, c.clock.Now())
 		log.V(1).Info("Reconcile done")
 		c.metrics.Reconciled(metrics.ResultSuccess, took, false)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -462,4 +463,49 @@ func TestStop(t *testing.T) {
 		<-f.ctrl.Done()
 		assert.ErrorIs(t, f.ctrl.Start(t.Context()), controller.ErrStarted)
 	})
+}
+
+// TestRepeatedErrorsAreCollapsed: while the API server is down every retry of
+// a request fails alike. The error is logged once, the repeats only at V(1)
+// and counted when the run ends; another error starts a new run; the retries
+// keep their rate-limited backoff.
+func TestRepeatedErrorsAreCollapsed(t *testing.T) {
+	refused := func(context.Context) (reconcile.Result, error) {
+		return reconcile.Result{}, errors.New("dial tcp: connection refused")
+	}
+	forbidden := func(context.Context) (reconcile.Result, error) {
+		return reconcile.Result{}, errors.New("forbidden")
+	}
+	r, ch := calls(refused, refused, refused, refused, forbidden, forbidden, ok)
+	f := newFixture(t, r, nil)
+	f.ctrl.Enqueue(req("a"))
+	f.start(t)
+	for range 7 {
+		assert.Equal(t, req("a"), receive(t, ch))
+	}
+	require.NoError(t, f.ctrl.Stop(t.Context()))
+	require.NoError(t, <-f.started)
+
+	var got []string
+	for _, l := range f.logs.Lines(t) {
+		switch l["msg"] {
+		case "Reconciler error":
+			got = append(got, fmt.Sprintf("%s error: %v", l["level"], l["err"]))
+		case "Reconciler error repeated", "Reconciler error repeated while retrying":
+			got = append(got, fmt.Sprintf("%s %s: %s ×%v", l["level"], l["msg"], l["error"], l["repeats"]))
+		}
+	}
+	assert.Equal(t, []string{
+		"ERROR error: dial tcp: connection refused",
+		"DEBUG+3 Reconciler error repeated: dial tcp: connection refused ×1",
+		"DEBUG+3 Reconciler error repeated: dial tcp: connection refused ×2",
+		"DEBUG+3 Reconciler error repeated: dial tcp: connection refused ×3",
+		"INFO Reconciler error repeated while retrying: dial tcp: connection refused ×3",
+		"ERROR error: forbidden",
+		"DEBUG+3 Reconciler error repeated: forbidden ×1",
+		"INFO Reconciler error repeated while retrying: forbidden ×1",
+	}, got)
+	assert.Equal(t, []string{"when", "when", "when", "when", "when", "when", "forget"}, f.limiter.Events(),
+		"every failure is retried with backoff")
+	assert.Equal(t, 6.0, f.counter(t, "controller_runtime_reconcile_errors_total"))
 }

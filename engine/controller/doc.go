@@ -17,6 +17,10 @@
 //   - The context passed to the Reconciler carries a logger (logr.FromContext)
 //     with controller, reconcileID, namespace and name, so every line it logs
 //     names the reconcile; the reconcile ID is fresh for every attempt.
+//   - A request that keeps failing with the same error logs it once as an
+//     error; the identical failures after it are logged at V(1) only, and one
+//     line counts them when the run ends (another error or outcome). The
+//     retries keep their rate-limited backoff.
 //   - The queue exists from New on, so event handlers can fill it before the
 //     workers start (a standby keeps its queue warm). Workers run only between
 //     Start and Stop: cancelling Start's context stops them at once and cancels

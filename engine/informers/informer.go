@@ -2,7 +2,10 @@ package informers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -12,11 +15,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	clientinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+
+	"github.com/wre-dev/wre/engine/logging"
 )
 
 // Informer is the shared cache of one resource. Get it from Registry.Acquire;
@@ -27,6 +34,7 @@ type Informer struct {
 	typed  bool
 	shared cache.SharedIndexInformer
 	logger logr.Logger
+	health *watchHealth // nil when Options gave the client: not observed
 
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when the informer's Run has returned
@@ -35,7 +43,9 @@ type Informer struct {
 }
 
 // newInformer builds, but does not start, the informer of m: typed when
-// client-go's kubernetes scheme knows the kind, dynamic otherwise.
+// client-go's kubernetes scheme knows the kind, dynamic otherwise. Unless
+// Options gave the client, the informer gets clients of its own whose
+// transport observes its connection (see watchTransport).
 func newInformer(opts Options, m mapping) (*Informer, error) {
 	inf := &Informer{
 		m:       m,
@@ -44,16 +54,30 @@ func newInformer(opts Options, m mapping) (*Informer, error) {
 		stopped: make(chan struct{}),
 	}
 	if clientgoscheme.Scheme.Recognizes(m.gvk) {
+		client := opts.Typed
+		if client == nil {
+			var err error
+			if client, err = kubernetes.NewForConfigAndClient(opts.typedConfig, inf.observedClient(opts)); err != nil {
+				return nil, fmt.Errorf("build clientset: %w", err)
+			}
+		}
 		// A factory per informer, used once and dropped, so that each informer
 		// has its own lifetime.
-		generic, err := clientinformers.NewSharedInformerFactory(opts.Typed, opts.ResyncPeriod).ForResource(m.gvr)
+		generic, err := clientinformers.NewSharedInformerFactory(client, opts.ResyncPeriod).ForResource(m.gvr)
 		if err == nil {
 			inf.shared, inf.typed = generic.Informer(), true
 		}
 	}
 	if inf.shared == nil {
+		client := opts.Dynamic
+		if client == nil {
+			var err error
+			if client, err = dynamic.NewForConfigAndClient(opts.Config, inf.observedClient(opts)); err != nil {
+				return nil, fmt.Errorf("build dynamic client: %w", err)
+			}
+		}
 		inf.shared = dynamicinformer.NewFilteredDynamicInformer(
-			opts.Dynamic, m.gvr, metav1.NamespaceAll, opts.ResyncPeriod, cache.Indexers{}, nil).Informer()
+			client, m.gvr, metav1.NamespaceAll, opts.ResyncPeriod, cache.Indexers{}, nil).Informer()
 	}
 	if err := addIndexers(inf.shared); err != nil {
 		return nil, fmt.Errorf("add indexers: %w", err)
@@ -61,7 +85,36 @@ func newInformer(opts Options, m mapping) (*Informer, error) {
 	if err := inf.shared.SetTransform(cacheTransform(m.gvk)); err != nil {
 		return nil, fmt.Errorf("set transform: %w", err)
 	}
+	if err := inf.shared.SetWatchErrorHandlerWithContext(inf.watchError); err != nil {
+		return nil, fmt.Errorf("set watch error handler: %w", err)
+	}
 	return inf, nil
+}
+
+// watchError replaces client-go's DefaultWatchErrorHandler, which logs every
+// failed list or watch as an error, once per retry. Failures that reach the
+// reflector are those the transport does not retry (403, 404, a decoding
+// error …, or any failure with clients given in Options); they count as the
+// watch being down, logged once per outage, and each one at V(2). An expired
+// resource version or a closed stream is routine: the reflector lists again.
+func (i *Informer) watchError(_ context.Context, _ *cache.Reflector, err error) {
+	switch {
+	case apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		i.logger.V(2).Info("Watch closed; listing again", "error", err.Error())
+	case i.health != nil:
+		i.health.failed(err)
+	default:
+		logging.Warn(i.logger, "Watch failed; retrying", "error", err.Error())
+	}
+}
+
+// observedClient returns an HTTP client for the informer's own API clients,
+// whose transport records the informer's watch health and retries.
+func (i *Informer) observedClient(opts Options) *http.Client {
+	i.health = newWatchHealth(opts.Clock, i.logger)
+	return &http.Client{Timeout: opts.http.Timeout, Transport: &watchTransport{
+		base: opts.http.Transport, health: i.health, backoff: opts.ReconnectBackoff, clock: opts.Clock,
+	}}
 }
 
 // cacheTransform prepares every object before it is cached:

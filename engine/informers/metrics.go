@@ -12,12 +12,20 @@ var (
 	syncedDesc = prometheus.NewDesc("wre_informer_synced",
 		"Whether the shared informer of a resource has stored its initial list (1) or not yet (0).",
 		[]string{"group", "version", "resource"}, nil)
+	watchConnectedDesc = prometheus.NewDesc("wre_informer_watch_connected",
+		"Whether the last list or watch request of the shared informer of a resource succeeded (1) or failed (0).",
+		[]string{"group", "version", "resource"}, nil)
+	watchDownDesc = prometheus.NewDesc("wre_informer_watch_down_seconds",
+		"Seconds since the last successful list or watch of the shared informer of a resource, while its watch is not connected; 0 while it is.",
+		[]string{"group", "version", "resource"}, nil)
 )
 
 // Collector returns a Prometheus collector of the registry's running informers:
-// wre_informer_references and wre_informer_synced, one series per resource,
-// read at scrape time so that a released resource's series disappear. Register
-// it once, with the engine's metrics registry.
+// wre_informer_references, wre_informer_synced, wre_informer_watch_connected
+// and wre_informer_watch_down_seconds, one series per resource, read at scrape
+// time so that a released resource's series disappear. The watch series exist
+// for informers whose clients the registry built (not for clients given in
+// Options). Register it once, with the engine's metrics registry.
 func (r *Registry) Collector() prometheus.Collector { return collector{r} }
 
 // collector reports a Registry's state at scrape time.
@@ -27,6 +35,8 @@ type collector struct{ r *Registry }
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- referencesDesc
 	ch <- syncedDesc
+	ch <- watchConnectedDesc
+	ch <- watchDownDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -39,5 +49,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(referencesDesc, prometheus.GaugeValue, float64(refs), gvr.Group, gvr.Version, gvr.Resource)
 		ch <- prometheus.MustNewConstMetric(syncedDesc, prometheus.GaugeValue, synced, gvr.Group, gvr.Version, gvr.Resource)
+		if inf.health == nil {
+			continue
+		}
+		connected, down := inf.health.state()
+		up := 0.0
+		if connected {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(watchConnectedDesc, prometheus.GaugeValue, up, gvr.Group, gvr.Version, gvr.Resource)
+		ch <- prometheus.MustNewConstMetric(watchDownDesc, prometheus.GaugeValue, down.Seconds(), gvr.Group, gvr.Version, gvr.Resource)
 	}
 }

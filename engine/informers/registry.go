@@ -4,18 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/utils/clock"
 )
 
 // ErrStopped is returned by Acquire after Registry.Stop, and by reads from an
@@ -28,12 +31,14 @@ type Options struct {
 	// Config is used to build the clients that are not given below.
 	Config *rest.Config
 
-	// Typed lists and watches built-in resources. Defaults to a clientset built
-	// from Config that talks protobuf.
+	// Typed lists and watches built-in resources. Defaults to a clientset of
+	// each informer's own, built from Config, that talks protobuf. Clients
+	// given here are shared by every informer and their connection is not
+	// observed (no watch metrics, logs or reconnect backoff): for tests.
 	Typed kubernetes.Interface
 
 	// Dynamic lists and watches custom resources. Defaults to a dynamic client
-	// built from Config.
+	// of each informer's own, built from Config; see Typed.
 	Dynamic dynamic.Interface
 
 	// Mapper resolves a resource to its kind and scope. When it is a
@@ -51,6 +56,20 @@ type Options struct {
 	// Logger receives informer lifecycle and watch error logs. Defaults to
 	// logr.Discard().
 	Logger logr.Logger
+
+	// ReconnectBackoff spaces an informer's attempts to list or watch while
+	// the API server cannot be reached or answers 429 or 5xx; every request
+	// starts again from its first step. Defaults to DefaultReconnectBackoff.
+	ReconnectBackoff wait.Backoff
+
+	// Clock times the reconnect backoff and the watch metrics. Defaults to
+	// clock.RealClock{}.
+	Clock clock.Clock
+
+	// http is the transport shared by the informers' own clients; typedConfig
+	// is Config set up for protobuf.
+	http        *http.Client
+	typedConfig *rest.Config
 }
 
 // protobuf is the content type the typed clientset uses for built-in resources:
@@ -65,31 +84,43 @@ func (o Options) complete() (Options, error) {
 	if o.Logger.GetSink() == nil {
 		o.Logger = logr.Discard()
 	}
+	if o.ReconnectBackoff == (wait.Backoff{}) {
+		o.ReconnectBackoff = DefaultReconnectBackoff
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
 	if o.Config == nil {
 		if o.Typed == nil || o.Dynamic == nil || o.Mapper == nil {
 			return o, errors.New("either Config or all of Typed, Dynamic and Mapper must be set")
 		}
 		return o, nil
 	}
-	if o.Typed == nil {
-		cfg := rest.CopyConfig(o.Config)
-		if cfg.ContentType == "" {
-			cfg.ContentType = protobuf
-			cfg.AcceptContentTypes = protobuf + ",application/json"
-		}
-		typed, err := kubernetes.NewForConfig(cfg)
-		if err != nil {
-			return o, fmt.Errorf("build clientset: %w", err)
-		}
-		o.Typed = typed
+	if o.Typed != nil && o.Dynamic != nil {
+		return o.completeMapper()
 	}
-	if o.Dynamic == nil {
-		dyn, err := dynamic.NewForConfig(o.Config)
-		if err != nil {
-			return o, fmt.Errorf("build dynamic client: %w", err)
-		}
-		o.Dynamic = dyn
+	hc, err := rest.HTTPClientFor(o.Config)
+	if err != nil {
+		return o, fmt.Errorf("build HTTP client: %w", err)
 	}
+	o.http = hc
+	o.typedConfig = rest.CopyConfig(o.Config)
+	if o.typedConfig.ContentType == "" {
+		o.typedConfig.ContentType = protobuf
+		o.typedConfig.AcceptContentTypes = protobuf + ",application/json"
+	}
+	// Informers build their clients when they start; find a bad Config now.
+	if _, err := kubernetes.NewForConfigAndClient(o.typedConfig, hc); err != nil {
+		return o, fmt.Errorf("build clientset: %w", err)
+	}
+	if _, err := dynamic.NewForConfigAndClient(o.Config, hc); err != nil {
+		return o, fmt.Errorf("build dynamic client: %w", err)
+	}
+	return o.completeMapper()
+}
+
+// completeMapper fills the default Mapper.
+func (o Options) completeMapper() (Options, error) {
 	if o.Mapper == nil {
 		disco, err := discovery.NewDiscoveryClientForConfig(o.Config)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/wre-dev/wre/engine/handler"
 	"github.com/wre-dev/wre/engine/informers"
+	"github.com/wre-dev/wre/engine/metrics/metricstest"
 	"github.com/wre-dev/wre/engine/queue"
 	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/test/controlplane"
@@ -107,6 +109,12 @@ func TestIntegrationBuiltInResource(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, inf.WaitForSync(ctx))
 	assert.True(t, inf.Typed())
+	// Informers on clients of their own report their watch.
+	gatherer := prometheus.NewRegistry()
+	gatherer.MustRegister(r.Collector())
+	series := map[string]string{"group": "", "version": "v1", "resource": "configmaps"}
+	assert.Equal(t, 1.0, metricstest.Value(t, gatherer, "wre_informer_watch_connected", series))
+	assert.Equal(t, 0.0, metricstest.Value(t, gatherer, "wre_informer_watch_down_seconds", series))
 
 	q := &queued{namespace: ns}
 	reg, err := inf.AddEventHandler(handler.ForObject(q))

@@ -135,9 +135,9 @@ func TestNewRegistryOptions(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.NotNil(t, r.opts.Typed)
-			assert.NotNil(t, r.opts.Dynamic)
 			assert.NotNil(t, r.opts.Mapper)
+			assert.Equal(t, r.opts.Typed == nil || r.opts.Dynamic == nil, r.opts.http != nil,
+				"informers get clients of their own unless both are given")
 			r.Stop()
 		})
 	}

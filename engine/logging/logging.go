@@ -1,10 +1,12 @@
 package logging
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/go-logr/logr"
 )
@@ -53,4 +55,23 @@ func New(opts Options) (logr.Logger, error) {
 		return logr.Discard(), fmt.Errorf("logging: unknown format %q (want %q or %q)", opts.Format, FormatJSON, FormatText)
 	}
 	return logr.FromSlogHandler(h), nil
+}
+
+// Warn logs msg at slog's WARN level, for conditions an operator should see
+// but that the engine handles itself (logr has no warning level). On a logger
+// from New the line has level "WARN" and the logger's values (not its name);
+// on other loggers it is an Info line.
+func Warn(logger logr.Logger, msg string, keysAndValues ...any) {
+	u, ok := logger.GetSink().(logr.Underlier)
+	if !ok {
+		logger.Info(msg, keysAndValues...)
+		return
+	}
+	h, ctx := u.GetUnderlying(), context.Background()
+	if !h.Enabled(ctx, slog.LevelWarn) {
+		return
+	}
+	rec := slog.NewRecord(time.Now(), slog.LevelWarn, msg, 0)
+	rec.Add(keysAndValues...)
+	_ = h.Handle(ctx, rec)
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -76,4 +77,23 @@ func TestNewInvalid(t *testing.T) {
 			assert.ErrorContains(t, err, tt.want)
 		})
 	}
+}
+
+func TestWarn(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := logging.New(logging.Options{Writer: &buf})
+	require.NoError(t, err)
+	logging.Warn(log.WithName("informers").WithValues("resource", "configmaps.v1"), "watch failed", "error", "refused")
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &m))
+	assert.Equal(t, "WARN", m["level"])
+	assert.Equal(t, "watch failed", m["msg"])
+	assert.Equal(t, "configmaps.v1", m["resource"])
+	assert.Equal(t, "refused", m["error"])
+
+	var lines []string
+	other := funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{})
+	logging.Warn(other, "watch failed", "error", "refused")
+	require.Len(t, lines, 1, "a logger not from New gets an Info line")
+	assert.Contains(t, lines[0], `"msg"="watch failed"`)
 }

@@ -26,8 +26,10 @@
 //     take over when it expires, LeaseDuration after its last renewal, by which
 //     time the process should have exited.
 //   - /readyz passes when every acquired informer has synced and, on the leader,
-//     every controller's workers run; /healthz passes while the process serves
-//     HTTP. /metrics serves the engine's metrics.Registry.
+//     every controller's workers run, and keeps passing while the API server is
+//     unreachable (informers report that in their metrics and logs);
+//     /healthz passes while the process serves HTTP. /metrics serves the
+//     engine's metrics.Registry.
 //   - With Options.SecureMetrics, every path of the metrics server (/metrics,
 //     and what HandleMetricsPath adds) is served over TLS only, to callers the
 //     API server authenticates and authorizes (package secure); the probes

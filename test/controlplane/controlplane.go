@@ -254,6 +254,39 @@ func (c *ControlPlane) startEtcd(ctx context.Context) error {
 	return c.waitHealthy(ctx, c.etcd, client+"/health", nil)
 }
 
+// StartEtcd starts etcd again, after StopEtcd, on the same ports and data
+// directory, and waits until it is healthy. The API server, still running,
+// reconnects by itself.
+func (c *ControlPlane) StartEtcd(ctx context.Context) error {
+	if c.etcd != nil && c.etcd.running() {
+		return errors.New("etcd is already running")
+	}
+	if err := c.startEtcd(ctx); err != nil {
+		return err
+	}
+	return c.writeState()
+}
+
+// StopEtcd stops etcd alone (SIGTERM, then SIGKILL after 5 s), keeping its
+// data; the API server keeps running without its storage.
+func (c *ControlPlane) StopEtcd() error {
+	if c.etcd == nil {
+		return nil
+	}
+	if err := c.etcd.stop(5 * time.Second); err != nil {
+		return err
+	}
+	return c.writeState()
+}
+
+// RestartEtcd stops and starts etcd; its data survives.
+func (c *ControlPlane) RestartEtcd(ctx context.Context) error {
+	if err := c.StopEtcd(); err != nil {
+		return err
+	}
+	return c.StartEtcd(ctx)
+}
+
 // StartAPIServer starts kube-apiserver (again, after StopAPIServer) on the
 // same port and data and waits for /readyz.
 func (c *ControlPlane) StartAPIServer(ctx context.Context) error {
@@ -295,7 +328,10 @@ func (c *ControlPlane) StopAPIServer() error {
 		return nil
 	}
 	// kube-apiserver drains for a long time on SIGTERM; tests want it gone.
-	return c.apiserver.stop(time.Second)
+	if err := c.apiserver.stop(time.Second); err != nil {
+		return err
+	}
+	return c.writeState()
 }
 
 // RestartAPIServer stops and starts kube-apiserver; data in etcd survives.
@@ -478,7 +514,9 @@ func (c *ControlPlane) stop() error {
 }
 
 // StopDetached stops a control plane that Start ran with Detached in dir and
-// removes dir. It signals a recorded process only while that process's
+// removes dir. It stops the recorded processes and every other process group
+// leader whose command line names dir (a component restarted by a process
+// that did not record it), and signals a recorded process only while its
 // command line names dir, so that processes that reuse the recorded ids after
 // a reboot survive.
 func StopDetached(dir string) error {
@@ -497,6 +535,13 @@ func StopDetached(dir string) error {
 	// Reverse start order: controller manager, API server, etcd.
 	for i := len(st.PIDs) - 1; i >= 0; i-- {
 		killGroup(st.PIDs[i], dir, 2*time.Second)
+	}
+	running, err := componentGroups(dir)
+	if err != nil {
+		return err
+	}
+	for _, pid := range running {
+		killGroup(pid, dir, 2*time.Second)
 	}
 	return os.RemoveAll(dir)
 }

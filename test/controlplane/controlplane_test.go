@@ -110,6 +110,33 @@ func TestAPIServerRestartKeepsData(t *testing.T) {
 	assert.NoError(t, err, "data survives a restart too")
 }
 
+func TestEtcdRestartKeepsData(t *testing.T) {
+	ctx := t.Context()
+	client := adminClient(t)
+	ns := controlplane.Namespace(t, cp)
+	_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "survivor", Namespace: ns}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	require.NoError(t, cp.StopEtcd())
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	_, err = client.CoreV1().ConfigMaps(ns).Create(short, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "lost", Namespace: ns}}, metav1.CreateOptions{})
+	cancel()
+	require.Error(t, err, "etcd is down: writes fail")
+	require.NoError(t, cp.StartEtcd(ctx))
+	assert.Error(t, cp.StartEtcd(ctx), "etcd is already running")
+
+	// The API server reconnects to etcd by itself.
+	require.Eventually(t, func() bool {
+		_, err := client.CoreV1().ConfigMaps(ns).Get(ctx, "survivor", metav1.GetOptions{})
+		return err == nil
+	}, time.Minute, 100*time.Millisecond, "data survives an etcd restart")
+	require.NoError(t, cp.RestartEtcd(ctx))
+	require.Eventually(t, func() bool {
+		_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after", Namespace: ns}}, metav1.CreateOptions{})
+		return err == nil
+	}, time.Minute, 100*time.Millisecond, "writes work again")
+}
+
 func TestImpersonationIsBoundByRBAC(t *testing.T) {
 	ctx := t.Context()
 	ns := controlplane.Namespace(t, cp)
@@ -230,6 +257,38 @@ func TestDetachedStartAndStop(t *testing.T) {
 	}
 	assert.NoDirExists(t, dir)
 	assert.Error(t, controlplane.StopDetached(dir), "stopping twice names the missing state")
+}
+
+// TestStopDetachedStopsRestartedComponents restarts the API server and etcd
+// of a detached control plane and puts back a state file that names only the
+// processes of the first start, as a restart by a process that did not record
+// it leaves: StopDetached stops the restarted ones too.
+func TestStopDetachedStopsRestartedComponents(t *testing.T) {
+	dir := t.TempDir() + "/cluster"
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	detached, err := controlplane.Start(ctx, controlplane.Options{Dir: dir, Detached: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = controlplane.StopDetached(dir) })
+	stale, err := os.ReadFile(dir + "/state.json")
+	require.NoError(t, err)
+	first := detached.PIDs()
+
+	require.NoError(t, detached.RestartAPIServer(ctx))
+	require.NoError(t, detached.RestartEtcd(ctx))
+	pids := detached.PIDs()
+	require.Len(t, pids, 3)
+	assert.NotEqual(t, first, pids, "restarted components have new ids")
+	require.NoError(t, os.WriteFile(dir+"/state.json", stale, 0o644))
+
+	require.NoError(t, controlplane.StopDetached(dir))
+	for _, pid := range pids {
+		require.Eventually(t, func() bool {
+			data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			return err != nil || containsState(string(data), 'Z')
+		}, 30*time.Second, 50*time.Millisecond, "process %d stopped", pid)
+	}
+	assert.NoDirExists(t, dir)
 }
 
 // containsState reports whether a /proc/PID/stat line has process state s.

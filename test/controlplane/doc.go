@@ -25,7 +25,9 @@
 //     and Start sweeps os.TempDir()/wre-controlplane-* for directories whose
 //     lock is free (or, without a lock file, that are older than ten minutes)
 //     and that no running process names on its command line.
-//   - StopDetached signals only recorded processes whose command line names
-//     the control plane directory, never an unrelated process that reuses a
-//     recorded pid.
+//   - StopDetached signals only processes whose command line names the
+//     control plane directory, never an unrelated process that reuses a
+//     recorded pid; it stops the recorded ones and any component restarted
+//     since (StopAPIServer/StartAPIServer and StopEtcd/StartEtcd also keep
+//     the recorded ids current).
 package controlplane

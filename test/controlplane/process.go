@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -177,23 +179,72 @@ func mentionsDir(cmdline []byte, dir string) bool {
 // process mentions.
 func dirsInUse(dirs []string) (map[string]bool, error) {
 	used := map[string]bool{}
+	err := eachProcess(func(pid int, cl []byte) {
+		for _, d := range dirs {
+			if !used[d] && mentionsDir(cl, d) {
+				used[d] = true
+			}
+		}
+	})
+	return used, err
+}
+
+// componentGroups returns the process group leaders whose command line names
+// dir: the components of the control plane in dir, whoever started them, in
+// stopping order (controller manager, API server, etcd, anything else).
+func componentGroups(dir string) ([]int, error) {
+	order := map[string]int{"kube-controller-manager": 0, "kube-apiserver": 1, "etcd": 2}
+	var pids []int
+	err := eachProcess(func(pid int, cl []byte) {
+		if mentionsDir(cl, dir) && processGroup(pid) == pid {
+			pids = append(pids, pid)
+		}
+	})
+	rank := func(pid int) int {
+		name, _, _ := strings.Cut(string(cmdline(pid)), "\x00")
+		if r, ok := order[filepath.Base(name)]; ok {
+			return r
+		}
+		return len(order)
+	}
+	slices.SortStableFunc(pids, func(a, b int) int { return rank(a) - rank(b) })
+	return pids, err
+}
+
+// eachProcess calls f with the id and command line of every process.
+func eachProcess(f func(pid int, cmdline []byte)) error {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return nil, fmt.Errorf("list processes: %w", err)
+		return fmt.Errorf("list processes: %w", err)
 	}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		cl := cmdline(pid)
-		for _, d := range dirs {
-			if !used[d] && mentionsDir(cl, d) {
-				used[d] = true
-			}
-		}
+		f(pid, cmdline(pid))
 	}
-	return used, nil
+	return nil
+}
+
+// processGroup returns the process group id of pid from /proc/<pid>/stat, or
+// 0 when the process is gone.
+func processGroup(pid int) int {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid pgrp …; comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 3 {
+		return 0
+	}
+	pgrp, _ := strconv.Atoi(fields[2])
+	return pgrp
 }
 
 // Tail returns the last n lines of a file (a component or engine log), for

@@ -98,6 +98,10 @@ func overview() *Dashboard {
 				q(sumBy("pod", "wre_informer_references{"+scope+"}"), "{{pod}} references"),
 				q("count by (pod) (wre_informer_synced{"+scope+"} == 0)", "{{pod}} not synced"),
 			}, width(12), unit("short"), desc("Shared informers held by modules, and those whose initial list has not completed (the pod is not ready until they have).")),
+			timeseries("Watches down", []Target{
+				q("max by (pod, resource) (wre_informer_watch_down_seconds{"+scope+"})", "{{pod}} {{resource}}"),
+				q("count by (pod) (wre_informer_watch_connected{"+scope+"} == 0)", "{{pod}} watches down"),
+			}, width(24), unit("s"), desc("Seconds since each informer's last successful list or watch while it cannot reach the API server (0 when connected), and how many watches are down. Changes go unseen while a watch is down; WreWatchDown fires after two minutes.")),
 		}},
 		row{"API client", []*Panel{
 			timeseries("API requests/s by method and code", []Target{q(sumBy("method, code", rate("rest_client_requests_total", scope)), "{{method}} {{code}}")}, unit("reqps")),

@@ -73,7 +73,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 }
 
 // CRD returns the Widget CustomResourceDefinition: spec.desired and
-// status.current are strings, status is a subresource.
+// status.current are strings, status.observedGeneration an integer (the
+// fields of modules/status-sync/crd.yaml, so the wasm module can run on the
+// same test bed), status is a subresource.
 func CRD() *apiextensionsv1.CustomResourceDefinition {
 	str := apiextensionsv1.JSONSchemaProps{Type: "string"}
 	return &apiextensionsv1.CustomResourceDefinition{
@@ -90,8 +92,10 @@ func CRD() *apiextensionsv1.CustomResourceDefinition {
 				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
 					Type: "object",
 					Properties: map[string]apiextensionsv1.JSONSchemaProps{
-						"spec":   {Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"desired": str}},
-						"status": {Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"current": str}},
+						"spec": {Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"desired": str}},
+						"status": {Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{
+							"current": str, "observedGeneration": {Type: "integer", Format: "int64"},
+						}},
 					},
 				}},
 			}},

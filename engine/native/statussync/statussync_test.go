@@ -90,4 +90,6 @@ func TestCRD(t *testing.T) {
 	crd := statussync.CRD()
 	assert.Equal(t, "widgets.demo.wre.dev", crd.Name)
 	assert.NotNil(t, crd.Spec.Versions[0].Subresources.Status)
+	status := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["status"].Properties
+	assert.Equal(t, "integer", status["observedGeneration"].Type, "the status-sync wasm module applies it")
 }
