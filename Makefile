@@ -70,6 +70,12 @@ tools: ## install promtool and prometheus (Debian package) when missing
 	fi
 	@promtool --version | head -n 1
 
+.PHONY: install
+install: ## go install the wre command into $(go env GOBIN), else $(go env GOPATH)/bin
+	$(GO) install ./cmd/wre
+	@bin=$$($(GO) env GOBIN); bin=$${bin:-$$($(GO) env GOPATH)/bin}; echo "installed $$bin/wre"; \
+	  case ":$$PATH:" in *":$$bin:"*) ;; *) echo "add it to PATH: export PATH=\"$$bin:\$$PATH\"";; esac
+
 .PHONY: image-binary
 image-binary: ## the static wre binary for the container image: bin/wre
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/wre ./cmd/wre
