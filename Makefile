@@ -93,8 +93,13 @@ cluster-down: ## stop the control plane started by cluster-up
 	$(WRE_CLUSTER) down
 
 .PHONY: demo
-demo: controlplane ## control plane + engine + example modules with sample objects, until Ctrl-C
-	$(GO) run ./test/demo
+demo: ## control plane + engine + example modules with sample objects, until Ctrl-C (which exits 0)
+	@# The demo builds the control plane itself, in parallel with wre and the modules.
+	@echo "==> compiling the demo program (test/demo)"
+	@mkdir -p bin
+	@set -o pipefail; $(GO) build -v -o bin/demo ./test/demo 2>&1 | \
+	  awk '/[ :]/ { print; next } { n++ } n % 25 == 0 { print "    " n " packages compiled, now " $$0; fflush() }'
+	bin/demo
 
 .PHONY: modules
 modules: ## build the example modules to bin/modules/*.wasm
