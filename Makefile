@@ -97,8 +97,11 @@ demo: ## control plane + engine + example modules with sample objects, until Ctr
 	@# The demo builds the control plane itself, in parallel with wre and the modules.
 	@echo "==> compiling the demo program (test/demo)"
 	@mkdir -p bin
-	@set -o pipefail; $(GO) build -v -o bin/demo ./test/demo 2>&1 | \
-	  awk '/[ :]/ { print; next } { n++ } n % 25 == 0 { print "    " n " packages compiled, now " $$0; fflush() }'
+	@# A line per 25 packages compiled, and one every 20 s while a large one compiles.
+	@set -o pipefail; (s=0; while sleep 20; do s=$$((s+20)); echo "    [$${s}s] still compiling the demo program"; done) & beat=$$!; \
+	  $(GO) build -v -o bin/demo ./test/demo 2>&1 | \
+	  awk '/[ :]/ { print; next } { n++ } n % 25 == 0 { print "    " n " packages compiled, now " $$0; fflush() }'; \
+	  rc=$$?; kill $$beat; exit $$rc
 	bin/demo
 
 .PHONY: modules
