@@ -63,7 +63,7 @@ func TestReadmeInstall(t *testing.T) {
 	out := runBlock(t, root, blocks["install"], withEnv([]string{gobin}, "GOBIN="+gobin))
 	assert.FileExists(t, filepath.Join(gobin, "wre"))
 	assert.Contains(t, out, "installed "+filepath.Join(gobin, "wre"))
-	assert.Regexp(t, `(?m)^wre \(devel\) \(.*go1\.`, out, "wre version of the installed binary")
+	assert.Regexp(t, `(?m)^wre \S+ \(.*go1\.`, out, "wre version of the installed binary")
 }
 
 // TestReadmeShipModule runs the README's blocks for shipping a module,

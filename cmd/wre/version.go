@@ -14,7 +14,7 @@ func init() {
 }
 
 func versionCommand(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := subcommandFlags("wre version", "Usage: wre version\n\nPrints the module version of this wre (a tag for `go install …@version`,\n(devel) for a build from a checkout), its commit and the Go release.", stderr)
+	fs := subcommandFlags("wre version", "Usage: wre version\n\nPrints the module version of this wre (a tag for `go install …@version`;\nfrom a checkout, what go build derives from git, or (devel)), its commit and\nthe Go release.", stderr)
 	if _, code, ok := parseArgs(fs, args, 0, "no arguments"); !ok {
 		return code
 	}
