@@ -70,6 +70,12 @@ tools: ## install promtool and prometheus (Debian package) when missing
 	fi
 	@promtool --version | head -n 1
 
+.PHONY: install
+install: ## go install the wre command into $(go env GOBIN), else $(go env GOPATH)/bin
+	$(GO) install ./cmd/wre
+	@bin=$$($(GO) env GOBIN); bin=$${bin:-$$($(GO) env GOPATH)/bin}; echo "installed $$bin/wre"; \
+	  case ":$$PATH:" in *":$$bin:"*) ;; *) echo "add it to PATH: export PATH=\"$$bin:\$$PATH\"";; esac
+
 .PHONY: image-binary
 image-binary: ## the static wre binary for the container image: bin/wre
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/wre ./cmd/wre
@@ -87,8 +93,16 @@ cluster-down: ## stop the control plane started by cluster-up
 	$(WRE_CLUSTER) down
 
 .PHONY: demo
-demo: controlplane ## control plane + engine + example modules with sample objects, until Ctrl-C
-	$(GO) run ./test/demo
+demo: ## control plane + engine + example modules with sample objects, until Ctrl-C (which exits 0)
+	@# The demo builds the control plane itself, in parallel with wre and the modules.
+	@echo "==> compiling the demo program (test/demo)"
+	@mkdir -p bin
+	@# A line per 25 packages compiled, and one every 20 s while a large one compiles.
+	@set -o pipefail; (s=0; while sleep 20; do s=$$((s+20)); echo "    [$${s}s] still compiling the demo program"; done) & beat=$$!; \
+	  $(GO) build -v -o bin/demo ./test/demo 2>&1 | \
+	  awk '/[ :]/ { print; next } { n++ } n % 25 == 0 { print "    " n " packages compiled, now " $$0; fflush() }'; \
+	  rc=$$?; kill $$beat; exit $$rc
+	bin/demo
 
 .PHONY: modules
 modules: ## build the example modules to bin/modules/*.wasm

@@ -82,7 +82,7 @@ func (r *report) inspect(ctx context.Context, name string, data []byte, manifest
 	if !bytes.HasPrefix(data, wasmMagic) {
 		cms, err := decodeConfigMaps(data)
 		if err != nil {
-			r.problem(err)
+			r.problem(fmt.Errorf("%s is not a wre package: expected a wasm module (starting with \\0asm) or the ConfigMap YAML that `wre package` writes (%w)", name, err))
 			return
 		}
 		compressed := 0

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -132,7 +133,16 @@ func TestPackageAndInspect(t *testing.T) {
 	require.NoError(t, os.WriteFile(notYAML, []byte("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n"), 0o600))
 	code, out, _ = wre(t, "inspect", notYAML)
 	assert.Equal(t, exitError, code)
+	assert.Contains(t, out, `x.yaml is not a wre package: expected a wasm module`)
 	assert.Contains(t, out, `Secret "s" is not a ConfigMap`)
+
+	random := filepath.Join(dir, "random.bin")
+	noise := make([]byte, 4096)
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(noise)
+	require.NoError(t, os.WriteFile(random, noise, 0o600))
+	code, out, _ = wre(t, "inspect", random)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, out, "problems:\n  - "+random+" is not a wre package: expected a wasm module (starting with \\0asm) or the ConfigMap YAML that `wre package` writes")
 }
 
 func TestStatusTable(t *testing.T) {

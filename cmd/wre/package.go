@@ -76,6 +76,12 @@ func packageFiles(manifestPath, wasmPath string, opts modules.PackageOptions) ([
 
 var wasmMagic = []byte("\x00asm")
 
+// packageFieldManager owns the fields of the ConfigMaps that --apply writes.
+// The README's `kubectl apply --server-side --field-manager=wre-package`
+// names it too, so versions shipped by either tool have one owner and the
+// next one applies without conflicts.
+const packageFieldManager = "wre-package"
+
 // writeConfigMaps writes cms as a YAML stream.
 func writeConfigMaps(w io.Writer, cms []*corev1.ConfigMap) error {
 	for i, cm := range cms {
@@ -114,7 +120,7 @@ func applyConfigMaps(ctx context.Context, kubeconfig string, cms []*corev1.Confi
 			return err
 		}
 		if _, err := client.CoreV1().ConfigMaps(cm.Namespace).Patch(ctx, cm.Name, types.ApplyPatchType, body,
-			metav1.PatchOptions{FieldManager: "wre-package", Force: &force}); err != nil {
+			metav1.PatchOptions{FieldManager: packageFieldManager, Force: &force}); err != nil {
 			return fmt.Errorf("apply ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
 		}
 		fmt.Fprintf(stdout, "configmap/%s serverside-applied\n", cm.Name)

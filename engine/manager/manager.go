@@ -84,7 +84,8 @@ type LeaderElection struct {
 	// Enabled makes replicas elect one leader; only the leader runs workers.
 	// Defaults to false.
 	Enabled bool
-	// LeaseName names the Lease. Defaults to DefaultLeaseName ("wre-leader").
+	// LeaseName names the Lease, and labels leader_election_master_status
+	// (also without election). Defaults to DefaultLeaseName ("wre-leader").
 	LeaseName string
 	// Namespace of the Lease. Defaults to the namespace the pod runs in; required
 	// outside a cluster.
@@ -187,10 +188,11 @@ func New(opts Options) (*Manager, error) {
 	if err := m.metrics.Registerer().Register(m.informers.Collector()); err != nil {
 		return nil, fmt.Errorf("new manager: register informer metrics: %w", err)
 	}
-	if le := opts.LeaderElection; le.Enabled {
-		if le.LeaseName == "" {
-			le.LeaseName = DefaultLeaseName
-		}
+	if m.opts.LeaderElection.LeaseName == "" {
+		// Also without election: it names leader_election_master_status.
+		m.opts.LeaderElection.LeaseName = DefaultLeaseName
+	}
+	if le := m.opts.LeaderElection; le.Enabled {
 		if le.LeaseDuration == 0 {
 			le.LeaseDuration = leader.DefaultLeaseDuration // for the logs
 		}
@@ -437,10 +439,12 @@ func (m *Manager) lead(ctx context.Context) {
 		return
 	}
 	m.leadCtx = ctx
-	if m.elector != nil {
-		m.metrics.SetLeader(m.opts.LeaderElection.LeaseName, true)
-		context.AfterFunc(ctx, func() { m.metrics.SetLeader(m.opts.LeaderElection.LeaseName, false) })
-	}
+	// Without election the manager leads alone and says so: a single replica
+	// that follows the defaults reports one leader (WreNoLeader stays quiet),
+	// and two such replicas, which would both reconcile, report two
+	// (WreMultipleLeaders fires, as it should).
+	m.metrics.SetLeader(m.opts.LeaderElection.LeaseName, true)
+	context.AfterFunc(ctx, func() { m.metrics.SetLeader(m.opts.LeaderElection.LeaseName, false) })
 	m.log.Info("Leading: starting workers", "controllers", len(m.controllers))
 	for _, c := range m.sortedControllers() {
 		m.startWorkers(c)

@@ -127,6 +127,8 @@ func TestControllerLifecycle(t *testing.T) {
 		createWidget(t, ns, "after-start", "green")
 		waitConverged(t, ns, 2)
 		assert.True(t, r.Leading(), "without leader election the manager leads alone")
+		assert.Equal(t, 1.0, metricstest.Value(t, m.Metrics().Gatherer(), "leader_election_master_status", map[string]string{"name": manager.DefaultLeaseName}),
+			"a manager leading alone reports itself leader, so WreNoLeader does not fire on a single replica without election")
 
 		require.Eventually(t, func() bool {
 			code, _ := get(t, "http://"+r.HealthProbeAddress()+"/readyz")
@@ -152,6 +154,8 @@ func TestControllerLifecycle(t *testing.T) {
 		assert.GreaterOrEqual(t, metricstest.Value(t, r.Metrics().Gatherer(), "controller_runtime_reconcile_total",
 			map[string]string{"controller": "statussync", "result": "success"}), 2.0)
 		require.NoError(t, r.stop())
+		assert.Equal(t, 0.0, metricstest.Value(t, m.Metrics().Gatherer(), "leader_election_master_status", map[string]string{"name": manager.DefaultLeaseName}),
+			"a stopped manager leads no more")
 	})
 
 	t.Run("shutdown", func(t *testing.T) {

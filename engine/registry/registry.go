@@ -367,7 +367,13 @@ func (r *Registry) fail(e *entry, cm *corev1.ConfigMap, set string, err error) e
 	r.setState(e, StateLoadFailed, msg, failedSet)
 	r.opts.Metrics.Loads.WithLabelValues(e.name, ResultError).Inc()
 	r.opts.Recorder.Event(cm, corev1.EventTypeWarning, ReasonLoadFailed, msg)
-	r.log.Info("Module load failed", "module", e.name, "reason", le.reason, "error", le.err.Error(), "running", e.version() != nil)
+	// An error: an operator must act (fix and re-apply the module), unlike
+	// the routine lifecycle lines logged at info.
+	running := ""
+	if v := e.version(); v != nil {
+		running = v.digest
+	}
+	r.log.Error(le.err, "Module load failed", "module", e.name, "version", cm.Annotations[modules.AnnotationDigest], "reason", le.reason, "running", running)
 	if le.transient {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -421,7 +422,9 @@ func TestBadVersionsKeepTheRunningOne(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			var log logLines
 			f := start(t, func(o *registry.Options) {
+				o.Logger = funcr.NewJSON(log.add, funcr.Options{})
 				if c.policy != nil {
 					o.Policy = c.policy
 				}
@@ -431,11 +434,22 @@ func TestBadVersionsKeepTheRunningOne(t *testing.T) {
 			} else {
 				f.load(good) // the good manifest is within the policy
 			}
-			f.apply(c.cms(t)...)
+			cms := c.cms(t)
+			f.apply(cms...)
 			ev := f.event()
 			assert.True(t, strings.HasPrefix(ev, "Warning LoadFailed "), ev)
 			assert.Contains(t, ev, c.want)
 			assert.Contains(t, ev, "; still running "+modules.Digest(good))
+			failed := log.find("Module load failed")
+			require.NotNil(t, failed, "the failure is logged")
+			assert.NotContains(t, failed, "level", "logged at error level, not info: %v", failed)
+			reason, _ := failed["reason"].(string)
+			errText, _ := failed["error"].(string)
+			assert.NotEmpty(t, errText)
+			assert.Contains(t, ev, "Warning LoadFailed "+reason+": "+errText, "the reason and error of the Event")
+			assert.Equal(t, "demo", failed["module"])
+			assert.Equal(t, cms[0].Annotations[modules.AnnotationDigest], failed["version"], "the version that failed")
+			assert.Equal(t, modules.Digest(good), failed["running"])
 
 			st, _ := f.status("demo")
 			assert.Equal(t, registry.StateLoadFailed, st.State)
@@ -447,6 +461,33 @@ func TestBadVersionsKeepTheRunningOne(t *testing.T) {
 			assert.Equal(t, []string{"demo " + modules.Digest(good) + " v1"}, info(t, f))
 		})
 	}
+}
+
+// logLines records the JSON lines of a funcr logger.
+type logLines struct {
+	mu    sync.Mutex
+	lines []map[string]any
+}
+
+func (l *logLines) add(line string) {
+	var m map[string]any
+	if json.Unmarshal([]byte(line), &m) == nil {
+		l.mu.Lock()
+		l.lines = append(l.lines, m)
+		l.mu.Unlock()
+	}
+}
+
+// find returns the first line with message msg, or nil.
+func (l *logLines) find(msg string) map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, m := range l.lines {
+		if m["msg"] == msg {
+			return m
+		}
+	}
+	return nil
 }
 
 func TestFirstLoadFailureAndRetry(t *testing.T) {

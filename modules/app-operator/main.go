@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
@@ -95,8 +96,22 @@ func (r *reconciler) Reconcile(ctx context.Context, req wre.Request) (wre.Result
 	if err := r.client.Patch(ctx, serviceFor(&app), client.Apply, client.ForceOwnership); err != nil {
 		return wre.Result{}, fmt.Errorf("apply service: %w", err)
 	}
-	return wre.Result{}, r.updateStatus(ctx, &app, statusFor(&app, dep))
+	if err := r.updateStatus(ctx, &app, statusFor(&app, dep)); apierrors.IsConflict(err) {
+		// The App read from the cache is older than the server's (this
+		// module's own last status write, or another writer's): not an
+		// error, but news that the cache is behind. Look again shortly, when
+		// it has caught up.
+		r.log.V(1).Info("status update conflicts with a newer App; looking again shortly", "app", req.NamespacedName.String())
+		return wre.Result{RequeueAfter: conflictRequeue}, nil
+	} else if err != nil {
+		return wre.Result{}, err
+	}
+	return wre.Result{}, nil
 }
+
+// conflictRequeue is how soon an App whose status update met a newer version
+// is reconciled again.
+const conflictRequeue = time.Second
 
 // updateStatus writes status when it differs from the App's.
 func (r *reconciler) updateStatus(ctx context.Context, app *App, status AppStatus) error {

@@ -186,3 +186,20 @@ func TestApplyErrorIsRetried(t *testing.T) {
 	env.MustReconcile(key)
 	env.MustGet(key, &corev1.Service{})
 }
+
+// TestStatusConflictIsNotAnError plays a status update that races the cache:
+// the cached App is older than the server's, so the update conflicts. That is
+// no error (the module's error count stays 0) but a short requeue; the next
+// reconcile writes the status.
+func TestStatusConflictIsNotAnError(t *testing.T) {
+	env := sdktest.New(t, module, sdktest.WithObjects(app("nginx:1", nil, 80)))
+	env.FailNext(abi.OpStatusUpdate, "", apierrors.NewConflict(schema.GroupResource{Group: "demo.wre.dev", Resource: "apps"}, "web", errors.New("the object has been modified")))
+	res, err := env.Reconcile(key)
+	require.NoError(t, err, "a conflicting status update is not an error")
+	assert.Equal(t, conflictRequeue, res.RequeueAfter)
+
+	assert.Zero(t, env.MustReconcile(key).RequeueAfter)
+	var a App
+	env.MustGet(key, &a)
+	assert.NotEmpty(t, a.Status.Conditions, "the next reconcile writes the status")
+}

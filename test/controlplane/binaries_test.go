@@ -114,32 +114,86 @@ func TestCacheDir(t *testing.T) {
 	})
 }
 
+// fakeGo is a Go command for `go build -v -o OUT PKG...`: it records its
+// arguments in calls, prints what go build -v prints and writes an executable
+// OUT, or one per package into OUT when OUT ends in a slash.
+func fakeGo(t *testing.T, dir, calls string) string {
+	t.Helper()
+	fake := filepath.Join(dir, "fake-go")
+	script := `#!/bin/sh
+echo "$*" >> ` + calls + `
+out=""; pkgs=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o) out="$2"; shift 2 ;;
+    -*) shift ;;
+    *) pkgs="$pkgs $1"; shift ;;
+  esac
+done
+echo "go: downloading example.com/dep v1.0.0" >&2
+for p in $pkgs; do
+  echo "$p" >&2
+  case "$out" in
+    */) f="$out${p##*/}" ;;
+    *) f="$out" ;;
+  esac
+  echo '#!/bin/sh' > "$f"; chmod +x "$f"
+done
+`
+	require.NoError(t, os.WriteFile(fake, []byte(script), 0o755))
+	return fake
+}
+
 // TestEnsureBinariesUsesGO builds into an empty cache with a fake Go command
-// named by $GO; PATH has no go, so "go" from PATH would fail.
+// named by $GO; PATH has only what the script needs, no go, so "go" from
+// PATH would fail. One go build per tool module builds the binaries that
+// share it, and each step is announced with its number.
 func TestEnsureBinariesUsesGO(t *testing.T) {
 	tmp := t.TempDir()
 	cache := filepath.Join(tmp, "cache")
 	calls := filepath.Join(tmp, "calls")
-	fake := filepath.Join(tmp, "fake-go")
-	// `fake-go build -o OUT PKG` records its arguments and writes an executable OUT.
-	script := "#!/bin/sh\necho \"$*\" >> " + calls + "\necho '#!/bin/sh' > \"$3\"\nchmod +x \"$3\"\n"
-	require.NoError(t, os.WriteFile(fake, []byte(script), 0o755))
+	fake := fakeGo(t, tmp, calls)
 	path := filepath.Join(tmp, "path")
 	require.NoError(t, os.Mkdir(path, 0o755))
-	chmod, err := exec.LookPath("chmod")
-	require.NoError(t, err)
-	require.NoError(t, os.Symlink(chmod, filepath.Join(path, "chmod")))
+	for _, tool := range []string{"chmod", "basename"} {
+		p, err := exec.LookPath(tool)
+		require.NoError(t, err)
+		require.NoError(t, os.Symlink(p, filepath.Join(path, tool)))
+	}
 
 	t.Setenv(controlplane.CacheDirEnv, cache)
 	t.Setenv("PATH", path)
 	t.Setenv(controlplane.GoEnv, fake)
-	dir, err := controlplane.EnsureBinaries(t.Context(), io.Discard)
-	require.NoError(t, err)
+	var log bytes.Buffer
+	dir, err := controlplane.EnsureBinaries(t.Context(), &log)
+	require.NoError(t, err, log.String())
 	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager"} {
 		assert.FileExists(t, filepath.Join(dir, name))
 	}
+	assert.NoFileExists(t, filepath.Join(dir, "kubectl"), "kubectl is built only on demand")
 	data, err := os.ReadFile(calls)
 	require.NoError(t, err)
-	assert.Equal(t, 3, strings.Count(string(data), "build -o "), "one build per binary:\n%s", data)
-	assert.Contains(t, string(data), "k8s.io/kubernetes/cmd/kube-apiserver")
+	assert.Equal(t, 2, strings.Count(string(data), "build -v -o "), "one build per tool module:\n%s", data)
+	assert.Contains(t, string(data), "k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager")
+	assert.Contains(t, log.String(), "step 1/2: building etcd")
+	assert.Contains(t, log.String(), "step 2/2: building kube-apiserver, kube-controller-manager")
+	assert.Contains(t, log.String(), "step 2/2 done")
+	leftovers, err := filepath.Glob(filepath.Join(dir, ".build-*"))
+	require.NoError(t, err)
+	assert.Empty(t, leftovers, "temporary build directories are removed")
+
+	kubectl, err := controlplane.EnsureKubectl(t.Context(), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "kubectl"), kubectl)
+	assert.FileExists(t, kubectl)
+	data, err = os.ReadFile(calls)
+	require.NoError(t, err)
+	assert.Equal(t, 3, strings.Count(string(data), "build -v -o "), "kubectl alone is built:\n%s", data)
+	assert.Contains(t, string(data), "k8s.io/kubernetes/cmd/kubectl")
+
+	_, err = controlplane.EnsureBinaries(t.Context(), &log)
+	require.NoError(t, err)
+	data, err = os.ReadFile(calls)
+	require.NoError(t, err)
+	assert.Equal(t, 3, strings.Count(string(data), "build -v -o "), "present binaries are not built again")
 }

@@ -7,6 +7,11 @@
 //     modules under test/tools and cached outside the checkout (see CacheDir);
 //     a cached binary is only ever complete (written to a temp name, renamed).
 //     Concurrent builders serialise on a file lock.
+//   - A build is one go build per tools module, all in parallel, and never
+//     silent for longer than ProgressInterval: each step is announced as
+//     step n of m with its packages and release, then reported with the
+//     packages compiled or modules downloaded so far.
+//   - kubectl of the same release is built only on demand (EnsureKubectl).
 //   - Every component listens on free loopback ports in a fresh temporary
 //     directory; several control planes can run side by side. When a component
 //     loses its port to another process before binding it, Start retries on

@@ -67,8 +67,13 @@ func alertRules(t *testing.T) *rulefmt.RuleGroups {
 	return groups
 }
 
-// scrapeFixture is a real scrape of `wre run` running the example modules.
+// scrapeFixture is a real scrape of `wre run` running the example modules
+// as deployed (deploy/'s flags, leader election on).
 var scrapeFixture = filepath.Join("testdata", "metrics.txt")
+
+// defaultRunFixture is a real scrape of `wre run` with the default flags, one
+// replica without leader election, running the example modules (make demo).
+var defaultRunFixture = filepath.Join("testdata", "metrics-default.txt")
 
 // metricsSources names the expositions that the queries are checked against:
 // WRE_METRICS_URL or WRE_METRICS_FILE alone when set, else the fixtures.
@@ -79,7 +84,7 @@ func metricsSources() []string {
 	if f := os.Getenv("WRE_METRICS_FILE"); f != "" {
 		return []string{f}
 	}
-	return []string{scrapeFixture}
+	return []string{scrapeFixture, defaultRunFixture}
 }
 
 func loadSources(t *testing.T, srcs []string) Exported {
@@ -96,28 +101,32 @@ func loadSources(t *testing.T, srcs []string) Exported {
 }
 
 // TestQueriesUseExportedMetrics proves that every metric a panel, a variable
-// or an alert reads is exported by the engine, with the labels it matches on.
+// or an alert reads is exported by the engine, with the labels it matches on,
+// in each exposition alone: a deployed engine and a default single replica.
 func TestQueriesUseExportedMetrics(t *testing.T) {
-	srcs := metricsSources()
-	exported := loadSources(t, srcs)
-	t.Logf("checking against %d series names from %v", len(exported), srcs)
 	dq, err := DashboardQueries()
 	require.NoError(t, err)
 	aq, err := AlertQueries()
 	require.NoError(t, err)
 	qs := append(dq, aq...)
-	used := map[string]bool{}
-	for _, q := range qs {
-		sels, err := Selectors(q.Expr)
-		if !assert.NoError(t, err, q.Where) {
-			continue
-		}
-		for _, s := range sels {
-			used[s.Metric] = true
-			assert.NoError(t, exported.Check(s), "%s: %s", q.Where, q.Expr)
-		}
+	for _, src := range metricsSources() {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			exported := loadSources(t, []string{src})
+			t.Logf("checking against %d series names from %s", len(exported), src)
+			used := map[string]bool{}
+			for _, q := range qs {
+				sels, err := Selectors(q.Expr)
+				if !assert.NoError(t, err, q.Where) {
+					continue
+				}
+				for _, s := range sels {
+					used[s.Metric] = true
+					assert.NoError(t, exported.Check(s), "%s: %s", q.Where, q.Expr)
+				}
+			}
+			t.Logf("%d queries read %d metrics", len(qs), len(used))
+		})
 	}
-	t.Logf("%d queries read %d metrics", len(qs), len(used))
 }
 
 func TestSelectors(t *testing.T) {
@@ -231,15 +240,13 @@ func promtool(t *testing.T, stdin []byte, args ...string) {
 func TestPromtool(t *testing.T) {
 	t.Run("check rules", func(t *testing.T) { promtool(t, nil, "check", "rules", filepath.Base(AlertsFile)) })
 	t.Run("test rules", func(t *testing.T) { promtool(t, nil, "test", "rules", filepath.Base(AlertTestsFile)) })
-	t.Run("check metrics", func(t *testing.T) {
-		var data []byte
-		for _, src := range metricsSources() {
-			b, err := ReadSource(src)
+	for _, src := range metricsSources() {
+		t.Run("check metrics "+filepath.Base(src), func(t *testing.T) {
+			data, err := ReadSource(src)
 			require.NoError(t, err)
-			data = append(data, b...)
-		}
-		promtool(t, data, "check", "metrics")
-	})
+			promtool(t, data, "check", "metrics")
+		})
+	}
 	t.Run("unit tests cover the required alerts", func(t *testing.T) {
 		data, err := os.ReadFile(repoPath(AlertTestsFile))
 		require.NoError(t, err)

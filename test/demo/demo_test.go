@@ -3,9 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,23 +22,117 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/wre-dev/wre/test/controlplane"
 )
 
 // TestDemo runs `make demo` end to end (the wre binary, `wre build`, `wre
 // package --apply`, `wre run` with the three example modules on the local
 // control plane) and then checks each module's behaviour beyond the first
 // reconcile: changes propagate, finalizers clean up, owned objects drive their
-// owner's status, and garbage collection removes children.
+// owner's status, and garbage collection removes children. It ends the demo
+// as Ctrl-C does (its context ends) and checks what a user is left with: no
+// error, the engine and the control plane stopped, the engine log kept, and a
+// first status without errors.
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 	defer cancel()
-	err := run(ctx, options{exitWhenDone: true, reconcileTimeout: 8 * time.Minute, then: func(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface) error {
-		t.Run("status-sync follows spec changes", func(t *testing.T) { statusSyncFollows(ctx, t, dyn) })
-		t.Run("configmap-replicator syncs and cleans up", func(t *testing.T) { replicatorSyncsAndCleansUp(ctx, t, kube) })
-		t.Run("app-operator status and garbage collection", func(t *testing.T) { appOperatorStatusAndGC(ctx, t, kube, dyn) })
+	var out syncBuffer
+	var got *results
+	err := run(ctx, options{reconcileTimeout: 8 * time.Minute, out: io.MultiWriter(&out, testWriter{t}), then: func(ctx context.Context, r *results) error {
+		got = r
+		if path := os.Getenv("WRE_METRICS_OUT"); path != "" {
+			// test/dashboards/testdata/metrics-default.txt: a default single replica.
+			require.NoError(t, scrapeTo(ctx, "http://"+r.metricsAddr+"/metrics", path))
+		}
+		t.Run("status-sync follows spec changes", func(t *testing.T) { statusSyncFollows(ctx, t, r.dyn) })
+		t.Run("configmap-replicator syncs and cleans up", func(t *testing.T) { replicatorSyncsAndCleansUp(ctx, t, r.kube) })
+		t.Run("app-operator status and garbage collection", func(t *testing.T) { appOperatorStatusAndGC(ctx, t, r.kube, r.dyn) })
+		cancel() // what Ctrl-C does
 		return nil
 	}})
+	require.NoError(t, err, "an interrupted demo ends without error")
+	require.NotNil(t, got, "the demo came up")
+
+	text := out.String()
+	status := regexp.MustCompile(`(?m)^(status-sync|configmap-replicator|app-operator)\s+Loaded\s+\S+\s+\S+\s+\d+\s+\d+\s+(\d+)\s`).FindAllStringSubmatch(text, -1)
+	require.Len(t, status, 3, "the first wre status shows the three modules loaded:\n%s", text)
+	for _, m := range status {
+		assert.Equal(t, "0", m[2], "%s: the first status shows no errors", m[1])
+	}
+	assert.Contains(t, text, "What to try next")
+	assert.Contains(t, text, "wre status --url http://"+got.metricsAddr)
+	assert.Contains(t, text, "engine log kept at "+got.engineLog)
+
+	assert.NotNil(t, got.engine.ProcessState, "the engine was stopped")
+	assert.Contains(t, controlplane.Tail(got.engineLog, 200), "Manager stopped", "the engine log is kept, to the end")
+	_, err = net.DialTimeout("tcp", strings.TrimPrefix(got.cp.Server(), "https://"), time.Second)
+	assert.Error(t, err, "the API server was stopped")
+}
+
+// scrapeTo writes the exposition at url to path.
+func scrapeTo(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("scrape %s: %s", url, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// syncBuffer is a goroutine-safe output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testWriter shows the demo's output in the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestEngineAddrs: the README's ports when free, others when not.
+func TestEngineAddrs(t *testing.T) {
+	m, p, err := engineAddrs(false)
 	require.NoError(t, err)
+	assert.NotEqual(t, defaultMetricsAddr, m)
+	assert.NotEqual(t, m, p)
+
+	l, err := net.Listen("tcp", defaultMetricsAddr)
+	if err != nil {
+		t.Skipf("%s is taken on this machine; the fallback is checked above", defaultMetricsAddr)
+	}
+	defer l.Close()
+	m, p, err = engineAddrs(true)
+	require.NoError(t, err)
+	assert.NotEqual(t, defaultMetricsAddr, m, "a taken port is not used")
+	assert.NotEqual(t, defaultProbeAddr, p)
 }
 
 // eventually polls cond every 250ms for up to two minutes.
@@ -122,4 +224,15 @@ func appOperatorStatusAndGC(ctx context.Context, t *testing.T, kube kubernetes.I
 		_, errS := kube.CoreV1().Services("demo").Get(ctx, "hello", metav1.GetOptions{})
 		return apierrors.IsNotFound(errD) && apierrors.IsNotFound(errS)
 	}, "garbage collection removes the App's Deployment and Service")
+}
+
+// TestHeartbeat: a long build step is reported again and again until it ends.
+func TestHeartbeat(t *testing.T) {
+	var out syncBuffer
+	stop := heartbeat(&out, time.Millisecond, func() string { return "wre build modules/status-sync (step 2/4)" })
+	require.Eventually(t, func() bool { return strings.Count(out.String(), "\n") >= 2 }, 10*time.Second, time.Millisecond)
+	stop()
+	n := out.String()
+	assert.Contains(t, n, "still at wre build modules/status-sync (step 2/4)")
+	assert.Equal(t, n, out.String(), "nothing after stop")
 }

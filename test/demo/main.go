@@ -1,8 +1,11 @@
 // Command demo runs wre end to end on a local control plane: it builds what is
-// missing, starts etcd, kube-apiserver and kube-controller-manager, builds the
-// wre binary and the three example modules, ships the modules as ConfigMaps
-// with `wre package --apply`, starts `wre run`, creates sample objects and shows
-// what got reconciled. It stays up until Ctrl-C, then removes everything.
+// missing (the control plane binaries in parallel with the wre binary and the
+// three example modules), starts etcd, kube-apiserver and
+// kube-controller-manager, ships the modules as ConfigMaps with `wre package
+// --apply`, starts `wre run` with its metrics on localhost:8080, creates
+// sample objects, shows what got reconciled and what to try next. It stays up
+// until Ctrl-C, then stops everything it started, keeps the engine log and
+// exits 0.
 //
 //	go run ./test/demo            # what `make demo` runs
 //	go run ./test/demo -exit      # stop after showing the results (used by tests)
@@ -10,14 +13,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,21 +43,34 @@ import (
 // moduleNamespace is where the demo ships module ConfigMaps, as deploy/ does.
 const moduleNamespace = "wre-system"
 
+// The engine's metrics and probe addresses when they are free; the README
+// shows them.
+const (
+	defaultMetricsAddr = "127.0.0.1:8080"
+	defaultProbeAddr   = "127.0.0.1:8081"
+)
+
 var exampleModules = []string{"status-sync", "configmap-replicator", "app-operator"}
 
 func main() {
 	exit := flag.Bool("exit", false, "stop after the sample objects are reconciled instead of waiting for Ctrl-C")
 	timeout := flag.Duration("reconcile-timeout", 5*time.Minute, "how long to wait for the sample objects to be reconciled")
 	flag.Parse()
+	// Ctrl-C is the way to end the demo: it must reach the demo alone, not
+	// make and go run, which would report it as a failure.
+	defer takeTerminal()()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, options{exitWhenDone: *exit, reconcileTimeout: *timeout}); err != nil {
+	err := run(ctx, options{exitWhenDone: *exit, reconcileTimeout: *timeout, fixedPorts: true, out: os.Stdout})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		fmt.Println("demo: interrupted; everything it started is stopped")
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "demo:", err)
+		stop()
 		os.Exit(1)
 	}
 }
-
-func step(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
 
 // options configure run.
 type options struct {
@@ -59,12 +79,33 @@ type options struct {
 	exitWhenDone bool
 	// reconcileTimeout bounds the wait for the samples to be reconciled.
 	reconcileTimeout time.Duration
+	// fixedPorts serves the engine on defaultMetricsAddr and
+	// defaultProbeAddr when they are free; else on free ports.
+	fixedPorts bool
+	// out receives the demo's progress and results. Defaults to io.Discard.
+	out io.Writer
 	// then, when set, runs after the samples are reconciled and before
 	// everything is torn down (tests use it to check more behaviour).
-	then func(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface) error
+	then func(ctx context.Context, r *results) error
+}
+
+// results is what a running demo offers to look at.
+type results struct {
+	kube        kubernetes.Interface
+	dyn         dynamic.Interface
+	metricsAddr string
+	engineLog   string
+	engine      *exec.Cmd
+	cp          *controlplane.ControlPlane
 }
 
 func run(ctx context.Context, opts options) error {
+	out := opts.out
+	if out == nil {
+		out = io.Discard
+	}
+	step := func(format string, args ...any) { fmt.Fprintf(out, "==> "+format+"\n", args...) }
+	began := time.Now()
 	root, err := controlplane.RepoRoot()
 	if err != nil {
 		return err
@@ -74,21 +115,51 @@ func run(ctx context.Context, opts options) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-
-	step("building the wre binary")
-	wre := filepath.Join(work, "wre")
-	if err := command(ctx, root, os.Stdout, "go", "build", "-o", wre, "./cmd/wre"); err != nil {
+	// The engine log outlives the demo, to read what happened.
+	cache, err := controlplane.CacheDir()
+	if err != nil {
 		return err
 	}
-	step("building the example modules with `wre build`")
-	for _, m := range exampleModules {
-		if err := command(ctx, root, os.Stdout, wre, "build", "-o", filepath.Join(work, m+".wasm"), filepath.Join("modules", m)); err != nil {
+	engineLog := filepath.Join(cache, "demo", "wre.log")
+	if err := os.MkdirAll(filepath.Dir(engineLog), 0o755); err != nil {
+		return err
+	}
+
+	// The control plane binaries (minutes, the first time) build while the
+	// wre binary and the modules do.
+	step("building what is missing: the control plane binaries, the wre binary and the example modules, in parallel")
+	wre := filepath.Join(work, "wre")
+	var wg sync.WaitGroup
+	var cpErr error
+	wg.Go(func() { _, cpErr = controlplane.EnsureBinaries(ctx, out) })
+	var current atomic.Value
+	stopBeat := heartbeat(out, progressInterval, func() string { return current.Load().(string) })
+	buildErr := func() error {
+		current.Store("go build ./cmd/wre (step 1/4)")
+		fmt.Fprintf(out, "    %s\n", current.Load())
+		if err := command(ctx, root, out, "go", "build", "-o", wre, "./cmd/wre"); err != nil {
 			return err
 		}
+		for i, m := range exampleModules {
+			current.Store(fmt.Sprintf("wre build modules/%s (step %d/4)", m, i+2))
+			fmt.Fprintf(out, "    %s\n", current.Load())
+			if err := command(ctx, root, io.Discard, wre, "build", "-o", filepath.Join(work, m+".wasm"), filepath.Join("modules", m)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	stopBeat()
+	if buildErr == nil {
+		step("wre and the example modules are built (%s)", time.Since(began).Round(time.Second))
+	}
+	wg.Wait()
+	if err := errors.Join(buildErr, cpErr); err != nil {
+		return err
 	}
 
 	step("starting the local control plane (etcd, kube-apiserver, kube-controller-manager)")
-	cp, err := controlplane.Start(ctx, controlplane.Options{Log: os.Stdout})
+	cp, err := controlplane.Start(ctx, controlplane.Options{Log: out})
 	if err != nil {
 		return err
 	}
@@ -117,19 +188,20 @@ func run(ctx context.Context, opts options) error {
 
 	step("shipping the modules as ConfigMaps with `wre package --apply`")
 	for _, m := range exampleModules {
-		if err := command(ctx, root, os.Stdout, wre, "package", "--apply", "--namespace", moduleNamespace,
+		if err := command(ctx, root, out, wre, "package", "--apply", "--namespace", moduleNamespace,
 			"--kubeconfig", cp.KubeconfigPath(), "--manifest", filepath.Join("modules", m, "module.yaml"), filepath.Join(work, m+".wasm")); err != nil {
 			return err
 		}
 	}
 
-	ports, err := controlplane.FreePorts(2)
+	metricsAddr, probeAddr, err := engineAddrs(opts.fixedPorts)
 	if err != nil {
 		return err
 	}
-	metricsAddr, probeAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
-	engineLog := filepath.Join(work, "wre.log")
-	step("starting `wre run` (log: %s)", engineLog)
+	if opts.fixedPorts && metricsAddr != defaultMetricsAddr {
+		step("%s or %s is in use: the engine serves on %s and %s instead", defaultMetricsAddr, defaultProbeAddr, metricsAddr, probeAddr)
+	}
+	step("starting `wre run` (metrics on %s, log: %s)", metricsAddr, engineLog)
 	engine, err := startEngine(root, wre, engineLog, "run", "--kubeconfig", cp.KubeconfigPath(),
 		"--module-namespace", moduleNamespace, "--cache-dir", filepath.Join(work, "compilation-cache"),
 		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr, "--log-format", "text")
@@ -147,6 +219,7 @@ func run(ctx context.Context, opts options) error {
 			_ = engine.Process.Kill()
 			<-done
 		}
+		fmt.Fprintf(out, "engine log kept at %s\n", engineLog)
 	}()
 
 	step("creating sample objects")
@@ -156,23 +229,35 @@ func run(ctx context.Context, opts options) error {
 	step("waiting for the modules to reconcile them (the first load compiles ~20 MB of wasm per module)")
 	waitCtx, cancel := context.WithTimeout(ctx, opts.reconcileTimeout)
 	defer cancel()
-	if err := waitReconciled(waitCtx, kube, dyn); err != nil {
+	if err := waitReconciled(waitCtx, out, kube, dyn); err != nil {
 		fmt.Fprintf(os.Stderr, "last engine log lines:\n%s\n", controlplane.Tail(engineLog, 30))
 		return err
 	}
 
-	fmt.Println()
-	_ = command(ctx, root, os.Stdout, wre, "status", "--url", "http://"+metricsAddr)
-	fmt.Printf(`
-Everything above was reconciled by wasm modules loaded from ConfigMaps.
-  metrics:     http://%[1]s/metrics
-  modules:     http://%[1]s/modules
-  readiness:   http://%[2]s/readyz
-  kubeconfig:  %[3]s     (export KUBECONFIG=%[3]s)
-  engine log:  %[4]s
-`, metricsAddr, probeAddr, cp.KubeconfigPath(), engineLog)
+	fmt.Fprintln(out)
+	_ = command(ctx, root, out, wre, "status", "--url", "http://"+metricsAddr)
+	fmt.Fprintf(out, `
+Everything above was reconciled by wasm modules loaded from ConfigMaps (up after %s).
+  metrics:     http://%[2]s/metrics
+  modules:     http://%[2]s/modules
+  readiness:   http://%[3]s/readyz
+  kubeconfig:  %[4]s
+  engine log:  %[5]s (kept after Ctrl-C)
+
+What to try next, in another terminal in this checkout (kubectl: any recent release):
+  export KUBECONFIG=%[4]s
+  make install && wre status --url http://%[2]s
+  curl -s http://%[2]s/metrics | grep '^controller_runtime_reconcile_total'
+  kubectl -n demo patch widget widget-1 --type merge -p '{"spec":{"desired":"purple"}}'
+  kubectl -n demo get widget widget-1 -o jsonpath='{.status.current}{"\n"}'   # status-sync made it purple
+  kubectl -n demo annotate configmap shared-settings wre.dev/replicate-to=team-a --overwrite
+  kubectl get configmaps -A -l wre.dev/replica-of-name=shared-settings      # the copy in team-b is gone
+  # and ship a new module version with the README's "Ship a module" commands
+
+Ctrl-C stops everything and exits 0.
+`, time.Since(began).Round(time.Second), metricsAddr, probeAddr, cp.KubeconfigPath(), engineLog)
 	if opts.then != nil {
-		if err := opts.then(ctx, kube, dyn); err != nil {
+		if err := opts.then(ctx, &results{kube: kube, dyn: dyn, metricsAddr: metricsAddr, engineLog: engineLog, engine: engine, cp: cp}); err != nil {
 			fmt.Fprintf(os.Stderr, "last engine log lines:\n%s\n", controlplane.Tail(engineLog, 30))
 			return err
 		}
@@ -180,9 +265,55 @@ Everything above was reconciled by wasm modules loaded from ConfigMaps.
 	if opts.exitWhenDone {
 		return nil
 	}
-	fmt.Println("Try: edit a Widget's spec.desired or the replicated ConfigMap, then watch. Ctrl-C stops and cleans up.")
 	<-ctx.Done()
+	fmt.Fprintln(out)
 	return nil
+}
+
+// progressInterval is the longest the demo's own builds stay silent.
+const progressInterval = 20 * time.Second
+
+// heartbeat prints what() every interval, with the time since it started,
+// until the returned stop is called.
+func heartbeat(out io.Writer, interval time.Duration, what func() string) (stop func()) {
+	began := time.Now()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintf(out, "    [%s] still at %s\n", time.Since(began).Round(time.Second), what())
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// engineAddrs returns the metrics and probe addresses: the defaults when
+// fixed and both are free, else two free loopback ports.
+func engineAddrs(fixed bool) (metrics, probe string, err error) {
+	if fixed && free(defaultMetricsAddr) && free(defaultProbeAddr) {
+		return defaultMetricsAddr, defaultProbeAddr, nil
+	}
+	ports, err := controlplane.FreePorts(2)
+	if err != nil {
+		return "", "", err
+	}
+	return fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1]), nil
+}
+
+func free(addr string) bool {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
 }
 
 func command(ctx context.Context, dir string, out io.Writer, name string, args ...string) error {
@@ -288,7 +419,7 @@ func createSamples(ctx context.Context, kube kubernetes.Interface, dyn dynamic.I
 
 // waitReconciled polls until every sample shows its module's work, printing
 // each result once.
-func waitReconciled(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface) error {
+func waitReconciled(ctx context.Context, out io.Writer, kube kubernetes.Interface, dyn dynamic.Interface) error {
 	checks := []struct {
 		what string
 		done func() (string, bool)
@@ -342,7 +473,7 @@ func waitReconciled(ctx context.Context, kube kubernetes.Interface, dyn dynamic.
 			}
 			if msg, ok := c.done(); ok {
 				done[i] = true
-				fmt.Printf("    reconciled by %-21s %s\n", c.what+":", msg)
+				fmt.Fprintf(out, "    reconciled by %-21s %s\n", c.what+":", msg)
 				continue
 			}
 			remaining++
