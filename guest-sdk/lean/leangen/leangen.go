@@ -71,40 +71,42 @@ func Generate(dir string) (bool, error) {
 // marked.
 func Source(dir string) ([]byte, error) {
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, dir, func(fi os.FileInfo) bool {
-		return !strings.HasSuffix(fi.Name(), "_test.go") && fi.Name() != FileName
-	}, parser.ParseComments)
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		return nil, fmt.Errorf("generate %s: %w", dir, err)
 	}
+	sort.Strings(names)
 	var pkgName string
 	var resources []resource
-	for name, pkg := range pkgs {
-		pkgName = name
-		files := make([]string, 0, len(pkg.Files))
-		for f := range pkg.Files {
-			files = append(files, f)
+	for _, fn := range names {
+		base := filepath.Base(fn)
+		if strings.HasSuffix(base, "_test.go") || base == FileName {
+			continue
 		}
-		sort.Strings(files)
-		for _, fn := range files {
-			for _, decl := range pkg.Files[fn].Decls {
-				gd, ok := decl.(*ast.GenDecl)
-				if !ok || gd.Tok != token.TYPE {
-					continue
+		f, err := parser.ParseFile(fset, fn, nil, parser.ParseComments)
+		if err != nil {
+			return nil, fmt.Errorf("generate %s: %w", dir, err)
+		}
+		if pkgName == "" {
+			pkgName = f.Name.Name
+		}
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.TYPE {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				ts := spec.(*ast.TypeSpec)
+				doc := ts.Doc
+				if doc == nil && len(gd.Specs) == 1 {
+					doc = gd.Doc
 				}
-				for _, spec := range gd.Specs {
-					ts := spec.(*ast.TypeSpec)
-					doc := ts.Doc
-					if doc == nil && len(gd.Specs) == 1 {
-						doc = gd.Doc
-					}
-					r, ok, err := parseResource(fset, ts, doc)
-					if err != nil {
-						return nil, fmt.Errorf("generate %s: %w", dir, err)
-					}
-					if ok {
-						resources = append(resources, r)
-					}
+				r, ok, err := parseResource(fset, ts, doc)
+				if err != nil {
+					return nil, fmt.Errorf("generate %s: %w", dir, err)
+				}
+				if ok {
+					resources = append(resources, r)
 				}
 			}
 		}
