@@ -440,8 +440,13 @@ func TestBadVersionsKeepTheRunningOne(t *testing.T) {
 			assert.True(t, strings.HasPrefix(ev, "Warning LoadFailed "), ev)
 			assert.Contains(t, ev, c.want)
 			assert.Contains(t, ev, "; still running "+modules.Digest(good))
-			failed := log.find("Module load failed")
-			require.NotNil(t, failed, "the failure is logged")
+			// The event and the log line are written one after the other,
+			// not atomically: wait for the line rather than race it.
+			var failed map[string]any
+			require.Eventually(t, func() bool {
+				failed = log.find("Module load failed")
+				return failed != nil
+			}, 30*time.Second, 50*time.Millisecond, "the failure is logged")
 			assert.NotContains(t, failed, "level", "logged at error level, not info: %v", failed)
 			reason, _ := failed["reason"].(string)
 			errText, _ := failed["error"].(string)
