@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	goruntime "runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -172,6 +174,55 @@ func BenchmarkInstance(b *testing.B) {
 		}
 	}
 	b.ReportMetric(mem, "linear-bytes/instance")
+}
+
+// BenchmarkInstances holds instancesHeld idle instances of the script guest
+// at once (one warmed Module each) and reports what each costs the process:
+// Go heap in use and resident set size, both measured after a GC, minus
+// their values before the instances were created.
+func BenchmarkInstances(b *testing.B) {
+	const instancesHeld = 20
+	h := wasmtest.New(b, scriptGuest(b), wasmtest.Options{})
+	ctx := b.Context()
+	var heap, rss float64
+	for b.Loop() {
+		heap0, rss0 := footprint()
+		mods := make([]*host.Module, instancesHeld)
+		for i := range mods {
+			m, err := h.Runtime.NewModule(ctx, h.Compiled, host.ModuleOptions{Name: fmt.Sprintf("held-%d", i), Client: h.Client, Primary: configMaps, PrimaryKind: "ConfigMap"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := m.Warm(ctx); err != nil {
+				b.Fatal(err)
+			}
+			mods[i] = m
+		}
+		heap1, rss1 := footprint()
+		heap, rss = float64(heap1-heap0)/instancesHeld, float64(rss1-rss0)/instancesHeld
+		for _, m := range mods {
+			if err := m.Close(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(heap/(1<<20), "heap-MiB/instance")
+	b.ReportMetric(rss/(1<<20), "rss-MiB/instance")
+}
+
+// footprint returns the Go heap in use and the resident set size (0 where
+// /proc is missing), after a GC that returns freed memory to the OS.
+func footprint() (heap, rss int64) {
+	debug.FreeOSMemory()
+	var ms goruntime.MemStats
+	goruntime.ReadMemStats(&ms)
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		var size, resident int64
+		if _, err := fmt.Sscan(string(b), &size, &resident); err == nil {
+			rss = resident * int64(os.Getpagesize())
+		}
+	}
+	return int64(ms.HeapInuse), rss
 }
 
 // BenchmarkCompile compiles the script guest (3.4 MB) in a new runtime per op:

@@ -79,3 +79,14 @@ var testABI = &abiVersion{
 func NewRuntimeWithTestABI(ctx context.Context, opts RuntimeOptions) (*Runtime, error) {
 	return newRuntime(ctx, opts, append(slices.Clone(builtinABIVersions), testABI))
 }
+
+// LiveMemoryRegions returns how many instances' linear memories are mapped.
+func LiveMemoryRegions() int64 { return liveRegions.Load() }
+
+// FailMemoryReservations makes every reservation of linear memory fail with
+// err until the returned func is called. Its test must not run in parallel
+// with others.
+func FailMemoryReservations(err error) (restore func()) {
+	reserve = func(uint64) ([]byte, error) { return nil, err }
+	return func() { reserve = reserveRegion }
+}

@@ -113,7 +113,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		WithStartFunctions()
 	ctx = experimental.WithMemoryAllocator(ctx, inst.mem.allocator())
 	ctx = context.WithValue(ctx, callKey{}, &callState{m: m, inst: inst})
-	mod, err := m.rt.wz.InstantiateModule(ctx, m.compiled.entry.wz, cfg)
+	mod, err := m.instantiate(ctx, inst, cfg)
 	if err != nil {
 		inst.mem.release()
 		return nil, err
@@ -130,6 +130,21 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		}
 	}
 	return inst, nil
+}
+
+// instantiate instantiates the module with inst's memory. wazero panics when
+// the allocator gives no initial memory; that failure of the reservation is
+// returned as an error.
+func (m *Module) instantiate(ctx context.Context, inst *instance, cfg wazero.ModuleConfig) (mod api.Module, err error) {
+	defer func() {
+		if inst.mem.err == nil {
+			return
+		}
+		if r := recover(); r != nil || err != nil {
+			mod, err = nil, inst.mem.err
+		}
+	}()
+	return m.rt.wz.InstantiateModule(ctx, m.compiled.entry.wz, cfg)
 }
 
 func (inst *instance) close(ctx context.Context) {
