@@ -65,5 +65,5 @@ func TestPrometheusOperatorComponent(t *testing.T) {
 			}
 		}
 	}
-	assert.Equal(t, 7, alerts)
+	assert.Equal(t, 8, alerts)
 }
