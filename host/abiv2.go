@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
+	"strings"
 
 	"github.com/tetratelabs/wazero/api"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -85,16 +85,8 @@ func (inst *instance) put(ctx context.Context, data []byte) uint64 {
 // start of the instance's buffer, calls wre_reconcile once and reads the
 // result record from guest memory.
 func reconcileV2(ctx context.Context, m *Module, inst *instance, req reconcile.Request, id string) (res abi.ReconcileResponse, err error) {
-	defer func() {
-		// put panics with *protocolError on a broken wre_buffer.
-		if r := recover(); r != nil {
-			if e, ok := r.(error); ok {
-				err = e
-				return
-			}
-			panic(r)
-		}
-	}()
+	// put panics with *protocolError on a broken wre_buffer.
+	defer recoverGuestCallError(&err)
 	b := &inst.out
 	var object []byte
 	found := false
@@ -127,20 +119,16 @@ func reconcileV2(ctx context.Context, m *Module, inst *instance, req reconcile.R
 	if stack[0] == 0 {
 		return res, nil
 	}
-	ptr, n = abi.Unpack(stack[0])
-	if int(n) > m.rt.opts.MaxMessageSize {
-		return res, &protocolError{fmt.Sprintf("reconcile result of %d bytes exceeds the maximum message size %d", n, m.rt.opts.MaxMessageSize)}
-	}
-	raw, ok := read(inst.mod, ptr, n)
-	if !ok {
-		return res, &protocolError{fmt.Sprintf("reconcile result (%#x, %d) is outside memory of %d bytes", ptr, n, inst.mod.Memory().Size())}
+	raw, err := m.reconcileResponse(inst, stack[0])
+	if err != nil {
+		return res, err
 	}
 	r, err := flat.Parse(raw)
 	if err == nil {
 		err = r.Check(abi.ResultKinds[:min(r.Len(), len(abi.ResultKinds))])
 	}
 	if err != nil {
-		return res, &protocolError{fmt.Sprintf("reconcile result: %v", err)}
+		return res, &protocolError{fmt.Sprintf("reconcile response: %v", err)}
 	}
 	res = abi.ReconcileResponse{
 		RequeueAfterNanos: r.Int(abi.ResultSlotRequeueAfter),
@@ -149,8 +137,7 @@ func reconcileV2(ctx context.Context, m *Module, inst *instance, req reconcile.R
 		Failed:            r.Bool(abi.ResultSlotFailed) || r.Bool(abi.ResultSlotTerminal) || r.Bool(abi.ResultSlotPanicked),
 	}
 	if res.Failed {
-		res.Error = r.String(abi.ResultSlotError) // string(...) copies out of guest memory below
-		res.Error = string([]byte(res.Error))
+		res.Error = strings.Clone(r.String(abi.ResultSlotError)) // out of guest memory
 	}
 	return res, nil
 }
@@ -158,14 +145,7 @@ func reconcileV2(ctx context.Context, m *Module, inst *instance, req reconcile.R
 // hostCallV2 implements wre.call for ABI v2: the response is a flat record
 // (abi.Response* slots) appended to the instance's buffer.
 func (rt *Runtime) hostCallV2(ctx context.Context, mod api.Module, stack []uint64) {
-	op, ptr, n := abi.Op(api.DecodeU32(stack[0])), api.DecodeU32(stack[1]), api.DecodeU32(stack[2])
-	st := stateOf(ctx)
-	if st == nil {
-		panic(&protocolError{"wre.call outside a reconcile run by the host"})
-	}
-	abortIfDone(ctx)
-	start := time.Now()
-	resp := st.m.serve(ctx, st, op, mod, ptr, n)
+	st, op, resp, start := rt.serveCall(ctx, mod, stack)
 	b := &st.inst.out
 	encodeResponse(b, resp)
 	if size := b.Size(); size > rt.opts.MaxMessageSize {

@@ -156,11 +156,11 @@ func TestV2HostileGuests(t *testing.T) {
 	}{
 		{"buffer export returns 0", 2, i32Const0, i64Const0, "wre_buffer(65536) returned 0x0"},
 		{"buffer outside memory", 1, i32Const1024, i64Const0, "wre_buffer(65536) returned 0x400, outside memory"},
-		{"result outside memory", 2, i32Const1024, i64Const(int64(abi.Pack(0xffff0000, 64))), "reconcile result (0xffff0000, 64) is outside memory"},
+		{"result outside memory", 2, i32Const1024, i64Const(int64(abi.Pack(0xffff0000, 64))), "reconcile response (0xffff0000, 64) is outside memory"},
 		{"result larger than the maximum", 2, i32Const1024, i64Const(int64(abi.Pack(1024, 0xffffffff))), "exceeds the maximum message size"},
 		// The request record at the buffer's start has 5 slots: 4 bytes of it
 		// hold the count and not the table.
-		{"malformed result", 2, i32Const1024, i64Const(int64(abi.Pack(1024, 4))), "reconcile result: malformed flat record: 5 slots do not fit in 4 bytes"},
+		{"malformed result", 2, i32Const1024, i64Const(int64(abi.Pack(1024, 4))), "reconcile response: malformed flat record: 5 slots do not fit in 4 bytes"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := wasmtest.New(t, wasmModulePages(c.pages, nil, v2Funcs(c.buffer, c.reconcileBody)), wasmtest.Options{})

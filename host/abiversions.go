@@ -171,16 +171,8 @@ func (rt *Runtime) dispatch(name string, fallback hostImport) api.GoModuleFunc {
 // reconcileV1 passes the request to wre_reconcile and decodes its response
 // (docs/abi.md §2, §3.2, §3.3).
 func reconcileV1(ctx context.Context, m *Module, inst *instance, req reconcile.Request, id string) (res abi.ReconcileResponse, err error) {
-	defer func() {
-		// write panics with *protocolError when called outside a guest call.
-		if r := recover(); r != nil {
-			if e, ok := r.(error); ok {
-				err = e
-				return
-			}
-			panic(r)
-		}
-	}()
+	// write panics with *protocolError on a broken allocator.
+	defer recoverGuestCallError(&err)
 	msg := (&abi.ReconcileRequest{Namespace: req.Namespace, Name: req.Name, ReconcileID: id}).Marshal()
 	ptr, n := abi.Unpack(inst.write(ctx, msg))
 	stack := []uint64{api.EncodeU32(ptr), api.EncodeU32(n)}
@@ -190,19 +182,44 @@ func reconcileV1(ctx context.Context, m *Module, inst *instance, req reconcile.R
 	if stack[0] == 0 {
 		return res, nil
 	}
-	ptr, n = abi.Unpack(stack[0])
-	if int(n) > m.rt.opts.MaxMessageSize {
-		return res, &protocolError{fmt.Sprintf("reconcile response of %d bytes exceeds the maximum message size %d", n, m.rt.opts.MaxMessageSize)}
-	}
-	b, ok := read(inst.mod, ptr, n)
-	if !ok {
-		return res, &protocolError{fmt.Sprintf("reconcile response (%#x, %d) is outside memory of %d bytes", ptr, n, inst.mod.Memory().Size())}
+	b, err := m.reconcileResponse(inst, stack[0])
+	if err != nil {
+		return res, err
 	}
 	if err := res.Unmarshal(b); err != nil {
 		return res, &protocolError{fmt.Sprintf("reconcile response: %v", err)}
 	}
+	ptr, _ = abi.Unpack(stack[0])
 	if err := inst.free.CallWithStack(ctx, []uint64{api.EncodeU32(ptr)}); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// recoverGuestCallError turns a panic with an error, which the host's guest
+// memory writers raise for a broken allocator or buffer (a *protocolError,
+// or the error of the guest call), into *err; other panics go on.
+func recoverGuestCallError(err *error) {
+	if r := recover(); r != nil {
+		if e, ok := r.(error); ok {
+			*err = e
+			return
+		}
+		panic(r)
+	}
+}
+
+// reconcileResponse returns the guest memory of the reconcile response that
+// wre_reconcile returned packed in v: a protocol error when it is larger than
+// the maximum message size or outside memory.
+func (m *Module) reconcileResponse(inst *instance, v uint64) ([]byte, error) {
+	ptr, n := abi.Unpack(v)
+	if int(n) > m.rt.opts.MaxMessageSize {
+		return nil, &protocolError{fmt.Sprintf("reconcile response of %d bytes exceeds the maximum message size %d", n, m.rt.opts.MaxMessageSize)}
+	}
+	b, ok := read(inst.mod, ptr, n)
+	if !ok {
+		return nil, &protocolError{fmt.Sprintf("reconcile response (%#x, %d) is outside memory of %d bytes", ptr, n, inst.mod.Memory().Size())}
+	}
+	return b, nil
 }

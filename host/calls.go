@@ -26,14 +26,7 @@ import (
 
 // hostCall implements wre.call(op, req_ptr, req_len) -> packed response.
 func (rt *Runtime) hostCall(ctx context.Context, mod api.Module, stack []uint64) {
-	op, ptr, n := abi.Op(api.DecodeU32(stack[0])), api.DecodeU32(stack[1]), api.DecodeU32(stack[2])
-	st := stateOf(ctx)
-	if st == nil {
-		panic(&protocolError{"wre.call outside a reconcile run by the host"})
-	}
-	abortIfDone(ctx)
-	start := time.Now()
-	resp := st.m.serve(ctx, st, op, mod, ptr, n)
+	st, op, resp, start := rt.serveCall(ctx, mod, stack)
 	if size := resp.Size(); size > rt.opts.MaxMessageSize {
 		resp = abi.Response{Status: abi.Status{
 			Code: http.StatusRequestEntityTooLarge, Reason: string(metav1.StatusReasonRequestEntityTooLarge),
@@ -45,6 +38,19 @@ func (rt *Runtime) hostCall(ctx context.Context, mod api.Module, stack []uint64)
 	// timeout) ends the guest here rather than answering it.
 	abortIfDone(ctx)
 	stack[0] = st.inst.write(ctx, resp.AppendTo(make([]byte, 0, resp.Size())))
+}
+
+// serveCall decodes the arguments of a wre.call of any ABI version, serves
+// it and returns what the version's implementation encodes and observes.
+func (rt *Runtime) serveCall(ctx context.Context, mod api.Module, stack []uint64) (*callState, abi.Op, abi.Response, time.Time) {
+	op, ptr, n := abi.Op(api.DecodeU32(stack[0])), api.DecodeU32(stack[1]), api.DecodeU32(stack[2])
+	st := stateOf(ctx)
+	if st == nil {
+		panic(&protocolError{"wre.call outside a reconcile run by the host"})
+	}
+	abortIfDone(ctx)
+	start := time.Now()
+	return st, op, st.m.serve(ctx, st, op, mod, ptr, n), start
 }
 
 // observeCall counts a served host call in the metrics and logs a failure.
