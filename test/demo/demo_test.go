@@ -119,20 +119,28 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // TestEngineAddrs: the README's ports when free, others when not.
 func TestEngineAddrs(t *testing.T) {
-	m, p, err := engineAddrs(false)
+	m, p, err := engineAddrs("", "")
 	require.NoError(t, err)
 	assert.NotEqual(t, defaultMetricsAddr, m)
 	assert.NotEqual(t, m, p)
 
-	l, err := net.Listen("tcp", defaultMetricsAddr)
-	if err != nil {
-		t.Skipf("%s is taken on this machine; the fallback is checked above", defaultMetricsAddr)
-	}
-	defer l.Close()
-	m, p, err = engineAddrs(true)
+	// Preferred addresses of the test's own (the README's may be taken on a
+	// shared machine): used while free, left alone once taken.
+	ports, err := controlplane.FreePorts(2)
 	require.NoError(t, err)
-	assert.NotEqual(t, defaultMetricsAddr, m, "a taken port is not used")
-	assert.NotEqual(t, defaultProbeAddr, p)
+	wantMetrics, wantProbe := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+	m, p, err = engineAddrs(wantMetrics, wantProbe)
+	require.NoError(t, err)
+	assert.Equal(t, wantMetrics, m, "a free preferred port is used")
+	assert.Equal(t, wantProbe, p)
+
+	l, err := net.Listen("tcp", wantMetrics)
+	require.NoError(t, err)
+	defer l.Close()
+	m, p, err = engineAddrs(wantMetrics, wantProbe)
+	require.NoError(t, err)
+	assert.NotEqual(t, wantMetrics, m, "a taken port is not used")
+	assert.NotEqual(t, wantProbe, p)
 }
 
 // eventually polls cond every 250ms for up to two minutes.

@@ -194,7 +194,12 @@ func run(ctx context.Context, opts options) error {
 		}
 	}
 
-	metricsAddr, probeAddr, err := engineAddrs(opts.fixedPorts)
+	var metricsAddr, probeAddr string
+	if opts.fixedPorts {
+		metricsAddr, probeAddr, err = engineAddrs(defaultMetricsAddr, defaultProbeAddr)
+	} else {
+		metricsAddr, probeAddr, err = engineAddrs("", "")
+	}
 	if err != nil {
 		return err
 	}
@@ -294,11 +299,11 @@ func heartbeat(out io.Writer, interval time.Duration, what func() string) (stop 
 	return func() { close(done); wg.Wait() }
 }
 
-// engineAddrs returns the metrics and probe addresses: the defaults when
-// fixed and both are free, else two free loopback ports.
-func engineAddrs(fixed bool) (metrics, probe string, err error) {
-	if fixed && free(defaultMetricsAddr) && free(defaultProbeAddr) {
-		return defaultMetricsAddr, defaultProbeAddr, nil
+// engineAddrs returns the metrics and probe addresses: metrics and probe
+// when both are given and free, else two free loopback ports.
+func engineAddrs(metrics, probe string) (string, string, error) {
+	if metrics != "" && probe != "" && free(metrics) && free(probe) {
+		return metrics, probe, nil
 	}
 	ports, err := controlplane.FreePorts(2)
 	if err != nil {
