@@ -91,10 +91,7 @@ func (p *projection) encode(b *flat.Builder, obj runtime.Object) error {
 		for i, f := range p.fields {
 			v, found := lookup(u.Object, f.path)
 			if !found || v == nil {
-				if f.kind == flat.Bool {
-					continue // a Bool of an absent field: false
-				}
-				continue
+				continue // an absent field is the zero value (a Bool: not set)
 			}
 			if err := setUnstructured(b, i, f, v); err != nil {
 				return err

@@ -3,7 +3,6 @@ package controlplane_test
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,31 +10,14 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/wre-dev/wre/test/controlplane"
+	"github.com/wre-dev/wre/test/enginetest"
 )
-
-// syncBuffer is a goroutine-safe log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestBuildProgressHeartbeat proves that a build never stays silent for more
 // than ProgressInterval: each tick prints what the step is doing, first
 // resolving, then downloading, then compiling, from go build -v's output.
 func TestBuildProgressHeartbeat(t *testing.T) {
-	var log syncBuffer
+	var log enginetest.SyncBuffer
 	clock := clocktesting.NewFakeClock(time.Now())
 	sink, stop := controlplane.Heartbeat(&log, clock, "kube-apiserver")
 	defer stop()

@@ -9,7 +9,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/wre-dev/wre/test/controlplane"
+	"github.com/wre-dev/wre/test/enginetest"
 )
 
 // TestDemo runs `make demo` end to end (the wre binary, `wre build`, `wre
@@ -37,7 +37,7 @@ import (
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 	defer cancel()
-	var out syncBuffer
+	var out enginetest.SyncBuffer
 	var got *results
 	err := run(ctx, options{reconcileTimeout: 8 * time.Minute, out: io.MultiWriter(&out, testWriter{t}), then: func(ctx context.Context, r *results) error {
 		got = r
@@ -89,24 +89,6 @@ func scrapeTo(ctx context.Context, url, path string) error {
 		return err
 	}
 	return os.WriteFile(path, data, 0o644)
-}
-
-// syncBuffer is a goroutine-safe output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // testWriter shows the demo's output in the test log.
@@ -236,7 +218,7 @@ func appOperatorStatusAndGC(ctx context.Context, t *testing.T, kube kubernetes.I
 
 // TestHeartbeat: a long build step is reported again and again until it ends.
 func TestHeartbeat(t *testing.T) {
-	var out syncBuffer
+	var out enginetest.SyncBuffer
 	stop := heartbeat(&out, time.Millisecond, func() string { return "wre build modules/status-sync (step 2/4)" })
 	require.Eventually(t, func() bool { return strings.Count(out.String(), "\n") >= 2 }, 10*time.Second, time.Millisecond)
 	stop()
