@@ -11,6 +11,9 @@ import (
 type Builder struct {
 	buf []byte
 	n   int
+	// elem encodes the elements of SetRecords, one level down; allocated on
+	// first use and reused.
+	elem *Builder
 }
 
 // Reset starts a record of n slots (all zero), reusing the buffer.
@@ -102,6 +105,25 @@ func (b *Builder) SetList(i int, list [][]byte) {
 	off := b.table(i, len(list), 8)
 	for j, v := range list {
 		r := b.data(v)
+		binary.LittleEndian.PutUint64(b.buf[off+j*8:], r)
+	}
+}
+
+// SetRecords stores a list of count nested records in slot i (kind
+// Records): enc(j, e) writes element j into e, which it must Reset first.
+// An empty list leaves the slot zero. Nothing allocates once the buffers
+// have grown to the largest list.
+func (b *Builder) SetRecords(i, count int, enc func(j int, e *Builder)) {
+	if count == 0 {
+		return
+	}
+	if b.elem == nil {
+		b.elem = new(Builder)
+	}
+	off := b.table(i, count, 8)
+	for j := range count {
+		enc(j, b.elem)
+		r := b.data(b.elem.buf)
 		binary.LittleEndian.PutUint64(b.buf[off+j*8:], r)
 	}
 }

@@ -40,9 +40,14 @@ const (
 	// Map is a table of count key/value range pairs (16 bytes each), keys
 	// sorted byte-wise and unique.
 	Map
+	// Records is a list of objects: laid out as Strings, each element a
+	// nested record of the element projection (docs/abi.md §10.3). Check
+	// verifies the table; the element records are checked against their
+	// own kinds by whoever knows them.
+	Records
 )
 
-var kindNames = [...]string{Int: "int", Bool: "bool", String: "string", Bytes: "bytes", Strings: "strings", Map: "map"}
+var kindNames = [...]string{Int: "int", Bool: "bool", String: "string", Bytes: "bytes", Strings: "strings", Map: "map", Records: "records"}
 
 // String returns the kind's name as manifests and docs spell it.
 func (k Kind) String() string {
@@ -298,7 +303,7 @@ func (r Record) Check(kinds []Kind) error {
 			if v != 0 && r.span(v) == nil {
 				return bad("range outside the record")
 			}
-		case Strings:
+		case Strings, Records:
 			if v == 0 {
 				continue
 			}

@@ -228,3 +228,71 @@ func TestTablesSurviveGrowth(t *testing.T) {
 		}
 	}
 }
+
+// TestRecords round-trips a list of objects whose elements hold a list of
+// objects of their own, and checks a Records table like a Strings one.
+func TestRecords(t *testing.T) {
+	type port struct {
+		name string
+		n    int64
+	}
+	containers := []struct {
+		name  string
+		ports []port
+	}{{"app", []port{{"http", 80}, {"admin", 9090}}}, {"sidecar", nil}}
+	var b flat.Builder
+	b.Reset(2)
+	b.SetString(0, "before")
+	b.SetRecords(1, len(containers), func(j int, e *flat.Builder) {
+		e.Reset(2)
+		e.SetString(0, containers[j].name)
+		ports := containers[j].ports
+		e.SetRecords(1, len(ports), func(k int, pe *flat.Builder) {
+			pe.Reset(2)
+			pe.SetString(0, ports[k].name)
+			pe.SetInt(1, ports[k].n)
+		})
+	})
+	r, err := flat.Parse(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Check([]flat.Kind{flat.String, flat.Records}); err != nil {
+		t.Fatal(err)
+	}
+	l := r.List(1)
+	if l.Len() != 2 || r.String(0) != "before" {
+		t.Fatalf("got %d elements, slot 0 %q", l.Len(), r.String(0))
+	}
+	for j, c := range containers {
+		e := l.Record(j)
+		if err := e.Check([]flat.Kind{flat.String, flat.Records}); err != nil {
+			t.Fatalf("element %d: %v", j, err)
+		}
+		if e.String(0) != c.name || e.List(1).Len() != len(c.ports) {
+			t.Fatalf("element %d: %q with %d ports", j, e.String(0), e.List(1).Len())
+		}
+		for k, p := range c.ports {
+			pr := e.List(1).Record(k)
+			if pr.String(0) != p.name || pr.Int(1) != p.n {
+				t.Errorf("element %d port %d: %q %d", j, k, pr.String(0), pr.Int(1))
+			}
+		}
+	}
+	// An empty list leaves the slot zero.
+	b.Reset(1)
+	b.SetRecords(0, 0, func(int, *flat.Builder) { t.Fatal("called for an empty list") })
+	if flat.View(b.Bytes()).Has(0) {
+		t.Error("an empty list set the slot")
+	}
+	// A table past the end is malformed.
+	raw := make([]byte, 12)
+	binary.LittleEndian.PutUint32(raw, 1)
+	binary.LittleEndian.PutUint64(raw[4:], uint64(8)|uint64(5)<<32)
+	if err := flat.View(raw).Check([]flat.Kind{flat.Records}); !errors.Is(err, flat.ErrMalformed) {
+		t.Errorf("Check of a table past the end = %v", err)
+	}
+	if k, ok := flat.ParseKind("records"); !ok || k != flat.Records || k.String() != "records" {
+		t.Errorf("ParseKind(records) = %v, %v", k, ok)
+	}
+}
