@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -17,8 +18,13 @@ import (
 	"github.com/wre-dev/wre/guest-sdk/abi/flat"
 )
 
-// maxProjectionFields bounds the fields of one projection.
+// maxProjectionFields bounds the fields of one projection, counting the
+// fields of its element projections.
 const maxProjectionFields = 256
+
+// maxProjectionDepth bounds the nesting of records fields: a list of objects
+// whose elements hold lists of objects, and so on.
+const maxProjectionDepth = 4
 
 // projection is an ABI v2 projection (docs/abi.md §10.3): the fields of one
 // resource a module reads, in slot order. The host encodes cached objects
@@ -38,6 +44,9 @@ type projection struct {
 type projectedField struct {
 	path []string
 	kind flat.Kind
+	// elem is the projection of each element of a Records field, with paths
+	// relative to the element.
+	elem *projection
 }
 
 func (f projectedField) String() string { return strings.Join(f.path, ".") }
@@ -48,31 +57,23 @@ var readOnlyMeta = []string{"namespace", "name", "uid", "resourceVersion", "gene
 	"deletionTimestamp", "creationTimestamp", "managedFields", "deletionGracePeriodSeconds"}
 
 // parseProjection validates a declare request: its resource, and each field
-// "path:kind" with a dotted path of JSON field names.
+// "path:kind" with a dotted path of JSON field names, or
+// "path:records{field,...}" for a list of objects.
 func parseProjection(req *abi.Request) (*projection, error) {
 	if req.Version == "" || req.Resource == "" || req.Kind == "" {
 		return nil, fmt.Errorf("declare: version, resource and kind are required")
 	}
-	if len(req.Fields) == 0 || len(req.Fields) > maxProjectionFields {
-		return nil, fmt.Errorf("declare %s: %d fields, want 1 to %d", req.Resource, len(req.Fields), maxProjectionFields)
+	if len(req.Fields) == 0 {
+		return nil, fmt.Errorf("declare %s: no fields", req.Resource)
 	}
 	p := &projection{
 		gvr:  schema.GroupVersionResource{Group: req.Group, Version: req.Version, Resource: req.Resource},
 		kind: req.Kind,
 		decl: req.Group + "/" + req.Version + "/" + req.Resource + "/" + req.Kind + "=" + strings.Join(req.Fields, ","),
 	}
-	for _, f := range req.Fields {
-		path, kindName, ok := strings.Cut(f, ":")
-		kind, known := flat.ParseKind(kindName)
-		if !ok || !known {
-			return nil, fmt.Errorf("declare %s: field %q: want path:kind with kind one of int, bool, string, bytes, strings, map", req.Resource, f)
-		}
-		segs := strings.Split(path, ".")
-		if slices.Contains(segs, "") {
-			return nil, fmt.Errorf("declare %s: field %q: empty path segment", req.Resource, f)
-		}
-		p.fields = append(p.fields, projectedField{path: segs, kind: kind})
-		p.kinds = append(p.kinds, kind)
+	budget := maxProjectionFields
+	if err := p.parseFields(req.Fields, 0, &budget); err != nil {
+		return nil, fmt.Errorf("declare %s: %w", req.Resource, err)
 	}
 	// A built-in type is checked now, so that a field it does not have fails
 	// the load rather than every reconcile.
@@ -84,26 +85,122 @@ func parseProjection(req *abi.Request) (*projection, error) {
 	return p, nil
 }
 
-// encode appends the record of obj to b (reset to the projection's slots).
-func (p *projection) encode(b *flat.Builder, obj runtime.Object) error {
-	b.Reset(len(p.fields))
-	if u, ok := obj.(*unstructured.Unstructured); ok {
-		for i, f := range p.fields {
-			v, found := lookup(u.Object, f.path)
-			if !found || v == nil {
-				continue // an absent field is the zero value (a Bool: not set)
-			}
-			if err := setUnstructured(b, i, f, v); err != nil {
-				return err
+// parseFields appends the fields to p, the element projections of records
+// fields included, spending one of *budget per field.
+func (p *projection) parseFields(fields []string, depth int, budget *int) error {
+	if depth >= maxProjectionDepth {
+		return fmt.Errorf("records nested deeper than %d levels", maxProjectionDepth)
+	}
+	for _, f := range fields {
+		if *budget--; *budget < 0 {
+			return fmt.Errorf("more than %d fields", maxProjectionFields)
+		}
+		path, kindName, ok := strings.Cut(f, ":")
+		var elemFields []string
+		if inner, isRecords := strings.CutPrefix(kindName, "records{"); isRecords && strings.HasSuffix(inner, "}") {
+			kindName = "records"
+			if elemFields, ok = splitTopLevel(inner[:len(inner)-1]); !ok || inner == "}" {
+				return fmt.Errorf("field %q: want records{field,...} with balanced braces and at least one field", f)
 			}
 		}
-		return nil
+		kind, known := flat.ParseKind(kindName)
+		if !ok || !known || (kind == flat.Records) != (elemFields != nil) {
+			return fmt.Errorf("field %q: want path:kind with kind one of int, bool, string, bytes, strings, map, or records{field,...}", f)
+		}
+		segs := strings.Split(path, ".")
+		if slices.Contains(segs, "") {
+			return fmt.Errorf("field %q: empty path segment", f)
+		}
+		pf := projectedField{path: segs, kind: kind}
+		if kind == flat.Records {
+			pf.elem = &projection{gvr: p.gvr, kind: p.kind}
+			if err := pf.elem.parseFields(elemFields, depth+1, budget); err != nil {
+				return fmt.Errorf("field %s: %w", path, err)
+			}
+		}
+		p.fields = append(p.fields, pf)
+		p.kinds = append(p.kinds, kind)
+	}
+	return nil
+}
+
+// splitTopLevel splits s at the commas outside braces; ok is false when the
+// braces do not balance.
+func splitTopLevel(s string) (parts []string, ok bool) {
+	depth, start := 0, 0
+	for i := range len(s) {
+		switch s[i] {
+		case '{':
+			depth++
+		case '}':
+			if depth--; depth < 0 {
+				return nil, false
+			}
+		case ',':
+			if depth == 0 {
+				parts = append(parts, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	if depth != 0 {
+		return nil, false
+	}
+	return append(parts, s[start:]), true
+}
+
+// check verifies a record of p from a guest: every slot well formed for its
+// kind, and every element of a records field a well-formed record of the
+// element projection.
+func (p *projection) check(rec flat.Record) error {
+	if err := rec.Check(p.kinds); err != nil {
+		return err
+	}
+	for i, f := range p.fields {
+		if f.elem == nil {
+			continue
+		}
+		l := rec.List(i)
+		for j := range l.Len() {
+			if err := f.elem.check(l.Record(j)); err != nil {
+				return fmt.Errorf("field %s[%d]: %w", f, j, err)
+			}
+		}
+	}
+	return nil
+}
+
+// encode appends the record of obj to b (reset to the projection's slots).
+func (p *projection) encode(b *flat.Builder, obj runtime.Object) error {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		return p.encodeMap(b, u.Object)
 	}
 	acc, err := p.accessorsOf(reflect.TypeOf(obj))
 	if err != nil {
 		return err
 	}
-	root := reflect.ValueOf(obj)
+	return p.encodeTyped(b, acc, reflect.ValueOf(obj))
+}
+
+// encodeMap writes the record of the JSON object obj into b.
+func (p *projection) encodeMap(b *flat.Builder, obj map[string]any) error {
+	b.Reset(len(p.fields))
+	for i, f := range p.fields {
+		v, found := lookup(obj, f.path)
+		if !found || v == nil {
+			continue // an absent field is the zero value (a Bool: not set)
+		}
+		if err := setUnstructured(b, i, f, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encodeTyped writes the record of the Go value root, reached through acc,
+// into b.
+func (p *projection) encodeTyped(b *flat.Builder, acc *typedAccessors, root reflect.Value) error {
+	b.Reset(len(p.fields))
 	for i, f := range p.fields {
 		v, ok := acc.fields[i].get(root)
 		if !ok {
@@ -183,6 +280,22 @@ func setUnstructured(b *flat.Builder, i int, f projectedField, v any) error {
 			}
 		}
 		b.SetMap(i, out)
+	case flat.Records:
+		list, ok := v.([]any)
+		if !ok {
+			return mismatch(f, v)
+		}
+		var err error
+		b.SetRecords(i, len(list), func(j int, e *flat.Builder) {
+			m, isObject := list[j].(map[string]any)
+			if !isObject {
+				e.Reset(len(f.elem.fields))
+				err = cmp.Or(err, mismatch(f, list[j]))
+				return
+			}
+			err = cmp.Or(err, f.elem.encodeMap(e, m))
+		})
+		return err
 	default: // flat.Bytes: the subtree as JSON
 		raw, err := json.Marshal(v)
 		if err != nil {
@@ -269,11 +382,26 @@ func resolve(t reflect.Type, f projectedField) (typedField, error) {
 		ok = leaf.Kind() == reflect.Slice && leaf.Elem().Kind() == reflect.String
 	case flat.Map:
 		ok = leaf.Kind() == reflect.Map && leaf.Key().Kind() == reflect.String && leaf.Elem().Kind() == reflect.String
+	case flat.Records:
+		ok = leaf.Kind() == reflect.Slice && structType(leaf.Elem()).Kind() == reflect.Struct
+		if ok {
+			if _, err := f.elem.accessorsOf(structType(leaf.Elem())); err != nil {
+				return out, fmt.Errorf("projection field %s: %w", f, err)
+			}
+		}
 	}
 	if !ok {
 		return out, fmt.Errorf("projection field %s: declared %s, but %s has %s", f, f.kind, t, cur)
 	}
 	return out, nil
+}
+
+// structType returns t with its pointers dereferenced.
+func structType(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
 }
 
 var jsonMarshaler = reflect.TypeFor[json.Marshaler]()
@@ -342,6 +470,15 @@ func setTyped(b *flat.Builder, i int, f projectedField, v reflect.Value) error {
 		b.SetStrings(i, v.Convert(reflect.TypeFor[[]string]()).Interface().([]string))
 	case flat.Map:
 		b.SetMap(i, v.Convert(reflect.TypeFor[map[string]string]()).Interface().(map[string]string))
+	case flat.Records:
+		acc, err := f.elem.accessorsOf(structType(v.Type().Elem()))
+		if err != nil {
+			return err
+		}
+		b.SetRecords(i, v.Len(), func(j int, e *flat.Builder) {
+			err = cmp.Or(err, f.elem.encodeTyped(e, acc, v.Index(j)))
+		})
+		return err
 	default: // flat.Bytes
 		raw, err := marshalValue(v)
 		if err != nil {
@@ -363,7 +500,7 @@ func marshalValue(v reflect.Value) ([]byte, error) {
 // the object ns/name: the status fields (status) or every other field that
 // is not server-owned metadata.
 func (p *projection) applyObject(rec flat.Record, status bool, ns, name string) (map[string]any, error) {
-	if err := rec.Check(p.kinds); err != nil {
+	if err := p.check(rec); err != nil {
 		return nil, err
 	}
 	meta := map[string]any{"name": name}
@@ -371,9 +508,21 @@ func (p *projection) applyObject(rec flat.Record, status bool, ns, name string) 
 		meta["namespace"] = ns
 	}
 	obj := map[string]any{"apiVersion": p.gvr.GroupVersion().String(), "kind": p.kind, "metadata": meta}
+	err := p.applyFields(obj, rec, func(f projectedField) bool {
+		return (f.path[0] == "status") == status && f.path[0] != "apiVersion" && f.path[0] != "kind" &&
+			(f.path[0] != "metadata" || len(f.path) != 2 || !slices.Contains(readOnlyMeta, f.path[1]))
+	})
+	return obj, err
+}
+
+// applyFields sets in obj the value of each field of rec that include
+// accepts. An empty list, map or JSON subtree is left out: owning no element
+// is owning nothing. Within the elements of a records field, so is an empty
+// string, so that an element does not send "" for a field the server
+// defaults.
+func (p *projection) applyFields(obj map[string]any, rec flat.Record, include func(projectedField) bool) error {
 	for i, f := range p.fields {
-		if (f.path[0] == "status") != status || f.path[0] == "apiVersion" || f.path[0] == "kind" ||
-			(f.path[0] == "metadata" && len(f.path) == 2 && slices.Contains(readOnlyMeta, f.path[1])) {
+		if include != nil && !include(f) {
 			continue
 		}
 		var v any
@@ -383,11 +532,14 @@ func (p *projection) applyObject(rec flat.Record, status bool, ns, name string) 
 		case flat.Bool:
 			v = rec.Bool(i)
 		case flat.String:
+			if include == nil && !rec.Has(i) {
+				continue
+			}
 			v = strings.Clone(rec.String(i))
 		case flat.Strings:
 			l := rec.List(i)
 			if l.Len() == 0 {
-				continue // owning no element is owning nothing: leave the field out
+				continue
 			}
 			list := make([]any, l.Len())
 			for j := range list {
@@ -404,18 +556,32 @@ func (p *projection) applyObject(rec flat.Record, status bool, ns, name string) 
 				out[strings.Clone(m.Key(j))] = strings.Clone(m.Value(j))
 			}
 			v = out
+		case flat.Records:
+			l := rec.List(i)
+			if l.Len() == 0 {
+				continue
+			}
+			list := make([]any, l.Len())
+			for j := range list {
+				elem := map[string]any{}
+				if err := f.elem.applyFields(elem, l.Record(j), nil); err != nil {
+					return fmt.Errorf("apply field %s[%d]: %w", f, j, err)
+				}
+				list[j] = elem
+			}
+			v = list
 		default:
 			raw := rec.Bytes(i)
 			if len(raw) == 0 {
 				continue
 			}
 			if err := json.Unmarshal(raw, &v); err != nil {
-				return nil, fmt.Errorf("apply field %s: %w", f, err)
+				return fmt.Errorf("apply field %s: %w", f, err)
 			}
 		}
 		if err := unstructured.SetNestedField(obj, v, f.path...); err != nil {
-			return nil, fmt.Errorf("apply field %s: %w", f, err)
+			return fmt.Errorf("apply field %s: %w", f, err)
 		}
 	}
-	return obj, nil
+	return nil
 }

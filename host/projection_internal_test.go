@@ -1,12 +1,15 @@
 package host
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
@@ -26,7 +29,16 @@ func TestParseProjectionRefusesBadDeclarations(t *testing.T) {
 		want string
 	}{
 		{"no resource", declareReq("", "v1", "", "ConfigMap", "data:map"), "version, resource and kind are required"},
-		{"no fields", declareReq("", "v1", "configmaps", "ConfigMap"), "0 fields"},
+		{"no fields", declareReq("", "v1", "configmaps", "ConfigMap"), "no fields"},
+		{"too many fields", declareReq("", "v1", "configmaps", "ConfigMap", manyFields(maxProjectionFields+1)...), "more than 256 fields"},
+		{"too many nested fields", declareReq("demo.wre.dev", "v1", "widgets", "Widget", "spec.a:records{"+strings.Join(manyFields(maxProjectionFields), ",")+"}"), "more than 256 fields"},
+		{"records without fields", declareReq("demo.wre.dev", "v1", "widgets", "Widget", "spec.items:records{}"), "at least one field"},
+		{"records unbalanced", declareReq("demo.wre.dev", "v1", "widgets", "Widget", "spec.items:records{a:records{b:int}"), "balanced braces"},
+		{"records bare", declareReq("demo.wre.dev", "v1", "widgets", "Widget", "spec.items:records"), "want path:kind"},
+		{"records too deep", declareReq("demo.wre.dev", "v1", "widgets", "Widget", "a:records{b:records{c:records{d:records{e:int}}}}"), "nested deeper than 4"},
+		{"bad element field", declareReq("demo.wre.dev", "v1", "widgets", "Widget", "spec.items:records{name:float}"), `field spec.items: field "name:float"`},
+		{"unknown element field of a built-in", declareReq("apps", "v1", "deployments", "Deployment", "spec.template.spec.containers:records{nope:string}"), `has no field "nope"`},
+		{"records of strings", declareReq("", "v1", "configmaps", "ConfigMap", "metadata.finalizers:records{a:string}"), "declared records"},
 		{"unknown kind", declareReq("", "v1", "configmaps", "ConfigMap", "data:float"), `field "data:float": want path:kind`},
 		{"no kind", declareReq("", "v1", "configmaps", "ConfigMap", "data"), `field "data": want path:kind`},
 		{"empty segment", declareReq("", "v1", "configmaps", "ConfigMap", "metadata..name:string"), "empty path segment"},
@@ -80,6 +92,94 @@ func TestProjectionEncodesTypedAndUnstructuredAlike(t *testing.T) {
 	}
 }
 
+func manyFields(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("f%d:int", i)
+	}
+	return out
+}
+
+// containersProjection reads a Deployment's containers and, nested, their
+// ports: a records field inside a records field.
+const containersProjection = "spec.template.spec.containers:records{name:string,image:string,ports:records{name:string,containerPort:int,protocol:string}}"
+
+func TestProjectionEncodesRecordsTypedAndUnstructuredAlike(t *testing.T) {
+	p, err := parseProjection(declareReq("apps", "v1", "deployments", "Deployment", "metadata.name:string", containersProjection))
+	require.NoError(t, err)
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "d"}}
+	d.Spec.Template.Spec.Containers = []corev1.Container{
+		{Name: "app", Image: "nginx:1", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 80, Protocol: corev1.ProtocolTCP}, {ContainerPort: 9090}}},
+		{Name: "sidecar", Image: "envoy"},
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"metadata": map[string]any{"name": "d"},
+		"spec": map[string]any{"template": map[string]any{"spec": map[string]any{"containers": []any{
+			map[string]any{"name": "app", "image": "nginx:1", "ports": []any{
+				map[string]any{"name": "http", "containerPort": int64(80), "protocol": "TCP"}, map[string]any{"containerPort": int64(9090)}}},
+			map[string]any{"name": "sidecar", "image": "envoy"},
+		}}}}}}
+	var typed, untyped flat.Builder
+	require.NoError(t, p.encode(&typed, d))
+	require.NoError(t, p.encode(&untyped, u))
+	assert.Equal(t, typed.Bytes(), untyped.Bytes(), "typed and unstructured objects encode to the same bytes")
+	rec, err := flat.Parse(typed.Bytes())
+	require.NoError(t, err)
+	require.NoError(t, p.check(rec))
+	containers := rec.List(1)
+	require.Equal(t, 2, containers.Len())
+	app := containers.Record(0)
+	assert.Equal(t, "app", app.String(0))
+	assert.Equal(t, "nginx:1", app.String(1))
+	require.Equal(t, 2, app.List(2).Len())
+	assert.Equal(t, int64(80), app.List(2).Record(0).Int(1))
+	assert.Equal(t, "TCP", app.List(2).Record(0).String(2))
+	assert.Equal(t, int64(9090), app.List(2).Record(1).Int(1))
+	assert.Equal(t, "sidecar", containers.Record(1).String(0))
+	assert.Equal(t, 0, containers.Record(1).List(2).Len())
+
+	// The same record, applied, is the object's containers again; empty
+	// strings inside elements are left out for the server to default.
+	obj, err := p.applyObject(rec, false, "demo", "d")
+	require.NoError(t, err)
+	got, found, err := unstructured.NestedSlice(obj, "spec", "template", "spec", "containers")
+	require.NoError(t, err)
+	require.True(t, found)
+	assert.Equal(t, []any{
+		map[string]any{"name": "app", "image": "nginx:1", "ports": []any{
+			map[string]any{"name": "http", "containerPort": int64(80), "protocol": "TCP"}, map[string]any{"containerPort": int64(9090)}}},
+		map[string]any{"name": "sidecar", "image": "envoy"},
+	}, got)
+
+	bad := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+		"containers": []any{"not an object"}}}}}}
+	var b flat.Builder
+	require.ErrorContains(t, p.encode(&b, bad), "declared records, found string")
+}
+
+func TestApplyObjectRefusesMalformedElements(t *testing.T) {
+	p, err := parseProjection(declareReq("demo.wre.dev", "v1", "widgets", "Widget", "status.conditions:records{type:string,ok:bool}"))
+	require.NoError(t, err)
+	var b flat.Builder
+	b.Reset(1)
+	b.SetRecords(0, 1, func(_ int, e *flat.Builder) {
+		e.Reset(2)
+		e.SetString(0, "Ready")
+		e.SetInt(1, 7) // not a bool
+	})
+	rec, err := flat.Parse(b.Bytes())
+	require.NoError(t, err)
+	_, err = p.applyObject(rec, true, "demo", "w")
+	require.ErrorIs(t, err, flat.ErrMalformed)
+	assert.Contains(t, err.Error(), "field status.conditions[0]")
+
+	b.Reset(1)
+	b.SetRecords(0, 1, func(_ int, e *flat.Builder) { e.Reset(1) }) // too few slots
+	rec, err = flat.Parse(b.Bytes())
+	require.NoError(t, err)
+	_, err = p.applyObject(rec, true, "demo", "w")
+	require.ErrorIs(t, err, flat.ErrMalformed)
+}
+
 func TestProjectionReportsTypeMismatch(t *testing.T) {
 	p, err := parseProjection(declareReq("demo.wre.dev", "v1", "widgets", "Widget", "spec.desired:int"))
 	require.NoError(t, err, "custom resources are checked when encoded")
@@ -123,16 +223,23 @@ func TestApplyObject(t *testing.T) {
 // decoding: it never panics, and what it accepts is a well-formed object.
 func FuzzApplyObject(f *testing.F) {
 	p, err := parseProjection(declareReq("demo.wre.dev", "v1", "widgets", "Widget",
-		"metadata.labels:map", "spec.list:strings", "spec.raw:bytes", "status.current:string", "status.n:int", "status.ok:bool"))
+		"metadata.labels:map", "spec.list:strings", "spec.raw:bytes", "status.current:string", "status.n:int", "status.ok:bool",
+		"status.conditions:records{type:string,n:int,items:records{k:string}}"))
 	if err != nil {
 		f.Fatal(err)
 	}
 	var b flat.Builder
-	b.Reset(6)
+	b.Reset(7)
 	b.SetMap(0, map[string]string{"a": "1"})
 	b.SetStrings(1, []string{"x"})
 	b.SetBytes(2, []byte(`{"k":[1,2]}`))
 	b.SetString(3, "blue")
+	b.SetRecords(6, 2, func(j int, e *flat.Builder) {
+		e.Reset(3)
+		e.SetString(0, "Ready")
+		e.SetInt(1, int64(j))
+		e.SetRecords(2, 1, func(_ int, ie *flat.Builder) { ie.Reset(1); ie.SetString(0, "v") })
+	})
 	f.Add(b.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rec, err := flat.Parse(data)
