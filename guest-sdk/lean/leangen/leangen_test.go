@@ -106,6 +106,44 @@ type Deployment struct {
 	}
 }
 
+func TestGenerateRecords(t *testing.T) {
+	dir := write(t, map[string]string{"main.go": `package main
+
+import "github.com/wre-dev/wre/guest-sdk/lean"
+
+// +wre:resource group=apps version=v1 resource=deployments kind=Deployment
+type Deployment struct {
+	lean.Meta
+	Containers []Container ` + "`wre:\"spec.template.spec.containers\"`" + `
+}
+
+type Container struct {
+	Name  string ` + "`wre:\"name\"`" + `
+	Ports []Port ` + "`wre:\"ports\"`" + `
+	note  string
+}
+
+type Port struct {
+	Number int32 ` + "`wre:\"containerPort\"`" + `
+}
+`})
+	src, err := leangen.Source(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"spec.template.spec.containers:records{name:string,ports:records{containerPort:int}}"`,
+		"o.Containers[j].wreDecode(l.Record(j))",
+		"b.SetRecords(6, len(o.Containers), func(j int, e *flat.Builder) { o.Containers[j].wreEncode(e) })",
+		"func (o *Container) wreDecode(r flat.Record) {", "o.Name = r.String(0)", "b.Reset(2)",
+		"func (o *Port) wreEncode(b *flat.Builder) {", "b.SetInt(0, int64(o.Number))",
+	} {
+		if !strings.Contains(string(src), want) {
+			t.Errorf("generated code lacks %q:\n%s", want, src)
+		}
+	}
+}
+
 func TestGenerateRefusesBadTypes(t *testing.T) {
 	for _, c := range []struct{ name, src, want string }{
 		{"no Meta", "type W struct {\n\tX string `wre:\"spec.x\"`\n}", "must embed lean.Meta first"},
@@ -113,6 +151,9 @@ func TestGenerateRefusesBadTypes(t *testing.T) {
 		{"unknown key", "type W struct{ lean.Meta }", `unknown key "plural"`},
 		{"missing kind", "type W struct{ lean.Meta }", "needs version=, resource= and kind="},
 		{"not a struct", "type W int", "W is not a struct"},
+		{"slice of a non-struct", "type W struct {\n\tlean.Meta\n\tX []int `wre:\"spec.x\"`\n}", "type []int cannot be projected"},
+		{"element without tags", "type W struct {\n\tlean.Meta\n\tX []E `wre:\"spec.x\"`\n}\ntype E struct{ a int }", "E has no field tagged wre"},
+		{"elements too deep", "type W struct {\n\tlean.Meta\n\tX []E `wre:\"spec.x\"`\n}\ntype E struct{ Y []E `wre:\"y\"` }", "nested deeper than 4"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			marker := "// +wre:resource version=v1 resource=ws kind=W\n"
