@@ -2,28 +2,21 @@
 // Deployment and a Service it owns, written with server-side apply, and reports
 // the Deployment's availability in the App's status.
 //
-// The children carry a controller owner reference to the App, so the garbage
-// collector deletes them with it, and the host reconciles the App when they
-// change (owns in module.yaml).
+// It is written with the lean SDK (ABI v2): the App arrives with the request,
+// projected to the fields below, and the children and the App's status are
+// written by server-side apply of the declared fields. The children carry a
+// controller owner reference to the App, so the garbage collector deletes
+// them with it, and the host reconciles the App when they change (owns in
+// module.yaml).
 package main
 
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strconv"
 	"time"
 
-	"github.com/go-logr/logr"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
-
-	"github.com/wre-dev/wre/guest-sdk/client"
-	"github.com/wre-dev/wre/guest-sdk/wre"
+	"github.com/wre-dev/wre/guest-sdk/lean"
 )
 
 const (
@@ -33,199 +26,274 @@ const (
 	ConditionReady = "Ready"
 )
 
-var module = wre.Module{
-	Scheme: newScheme(),
-	Setup: func(h *wre.Host) (wre.Reconciler, error) {
-		return &reconciler{client: h.Client(), recorder: h.Recorder(), log: h.Log()}, nil
-	},
+// App is the part of an App custom resource this module reads and writes.
+//
+// +wre:resource group=demo.wre.dev version=v1 resource=apps kind=App
+type App struct {
+	lean.Meta
+	// Image is the container image. Required.
+	Image string `wre:"spec.image"`
+	// Replicas is the number of pods. The CRD's schema defaults it to 1, so
+	// the API server sets it on every App.
+	Replicas int32 `wre:"spec.replicas"`
+	// Port is the TCP port the container listens on and the Service exposes.
+	Port int32 `wre:"spec.port"`
+
+	// ObservedGeneration is the generation of the App last reconciled.
+	ObservedGeneration int64 `wre:"status.observedGeneration"`
+	// AvailableReplicas is the Deployment's number of available pods.
+	AvailableReplicas int32 `wre:"status.availableReplicas"`
+	// Conditions holds Ready: True when every replica of the current spec is
+	// available.
+	Conditions []Condition `wre:"status.conditions"`
 }
 
-func init() { wre.Register(module) }
+// Condition is a metav1.Condition.
+type Condition struct {
+	Type               string `wre:"type"`
+	Status             string `wre:"status"`
+	Reason             string `wre:"reason"`
+	Message            string `wre:"message"`
+	ObservedGeneration int64  `wre:"observedGeneration"`
+	LastTransitionTime string `wre:"lastTransitionTime"`
+}
+
+// OwnerReference is a metav1.OwnerReference.
+type OwnerReference struct {
+	APIVersion         string `wre:"apiVersion"`
+	Kind               string `wre:"kind"`
+	Name               string `wre:"name"`
+	UID                string `wre:"uid"`
+	Controller         bool   `wre:"controller"`
+	BlockOwnerDeletion bool   `wre:"blockOwnerDeletion"`
+}
+
+// Deployment is the part of an App's Deployment this module owns, and the
+// status it reads back from the apply.
+//
+// +wre:resource group=apps version=v1 resource=deployments kind=Deployment
+type Deployment struct {
+	lean.Meta
+	Labels          lean.Map         `wre:"metadata.labels"`
+	OwnerReferences []OwnerReference `wre:"metadata.ownerReferences"`
+	Replicas        int32            `wre:"spec.replicas"`
+	Selector        lean.Map         `wre:"spec.selector.matchLabels"`
+	PodLabels       lean.Map         `wre:"spec.template.metadata.labels"`
+	Containers      []Container      `wre:"spec.template.spec.containers"`
+
+	ObservedGeneration int64 `wre:"status.observedGeneration"`
+	AvailableReplicas  int32 `wre:"status.availableReplicas"`
+	UpdatedReplicas    int32 `wre:"status.updatedReplicas"`
+}
+
+// Container is a corev1.Container, as far as this module sets it.
+type Container struct {
+	Name  string          `wre:"name"`
+	Image string          `wre:"image"`
+	Ports []ContainerPort `wre:"ports"`
+}
+
+// ContainerPort is a corev1.ContainerPort.
+type ContainerPort struct {
+	Name          string `wre:"name"`
+	ContainerPort int32  `wre:"containerPort"`
+	Protocol      string `wre:"protocol"`
+}
+
+// Service is the part of an App's Service this module owns.
+//
+// +wre:resource version=v1 resource=services kind=Service
+type Service struct {
+	lean.Meta
+	Labels          lean.Map         `wre:"metadata.labels"`
+	OwnerReferences []OwnerReference `wre:"metadata.ownerReferences"`
+	Selector        lean.Map         `wre:"spec.selector"`
+	Ports           []ServicePort    `wre:"spec.ports"`
+}
+
+// ServicePort is a corev1.ServicePort; TargetPort names the container port.
+type ServicePort struct {
+	Name       string `wre:"name"`
+	Port       int32  `wre:"port"`
+	TargetPort string `wre:"targetPort"`
+	Protocol   string `wre:"protocol"`
+}
+
+func init() { lean.Register(lean.For(reconcile)) }
 
 // main is never called: the host starts the module as a reactor.
 func main() {}
 
-func newScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{appsv1.AddToScheme, corev1.AddToScheme, addToScheme} {
-		if err := add(s); err != nil {
-			panic(err)
-		}
-	}
-	return s
-}
-
-type reconciler struct {
-	client   client.Client
-	recorder wre.EventRecorder
-	log      logr.Logger
-}
-
-// Reconcile applies the App's Deployment and Service and updates its status.
-func (r *reconciler) Reconcile(ctx context.Context, req wre.Request) (wre.Result, error) {
-	var app App
-	if err := r.client.Get(ctx, req.NamespacedName, &app); err != nil {
-		if apierrors.IsNotFound(err) {
-			return wre.Result{}, nil
-		}
-		return wre.Result{}, err
-	}
+// reconcile applies the App's Deployment and Service and updates its status.
+func reconcile(ctx context.Context, h *lean.Host, req lean.Request[App]) (lean.Result, error) {
+	app := req.Object
 	// The garbage collector removes the children of a deleted App.
-	if app.DeletionTimestamp != nil {
-		return wre.Result{}, nil
+	if app == nil || app.Deleting {
+		return lean.Result{}, nil
 	}
-	if err := validate(&app.Spec); err != nil {
-		r.recorder.Eventf(&app, corev1.EventTypeWarning, "InvalidSpec", "%v", err)
-		status := app.Status.deepCopy()
-		meta.SetStatusCondition(&status.Conditions, metav1.Condition{
-			Type: ConditionReady, Status: metav1.ConditionFalse, Reason: "InvalidSpec", Message: err.Error(),
-			ObservedGeneration: app.Generation,
-		})
+	if err := validate(app); err != nil {
+		h.Event(ctx, "Warning", "InvalidSpec", err.Error())
+		status := *app
 		status.ObservedGeneration = app.Generation
-		if serr := r.updateStatus(ctx, &app, status); serr != nil {
-			return wre.Result{}, serr
+		status.Conditions = setCondition(app.Conditions, Condition{
+			Type: ConditionReady, Status: "False", Reason: "InvalidSpec", Message: err.Error(), ObservedGeneration: app.Generation,
+		})
+		if serr := updateStatus(ctx, h, app, &status); serr != nil {
+			return lean.Result{}, serr
 		}
 		// Retrying cannot fix the spec: a change to it triggers a new reconcile.
-		return wre.Result{}, wre.TerminalError(err)
+		return lean.Result{}, lean.TerminalError(err)
 	}
 
-	dep := deploymentFor(&app)
-	if err := r.client.Patch(ctx, dep, client.Apply, client.ForceOwnership); err != nil {
-		return wre.Result{}, fmt.Errorf("apply deployment: %w", err)
+	dep := deploymentFor(app)
+	if err := h.Apply(ctx, dep); err != nil {
+		return lean.Result{}, errors.New("apply deployment: " + err.Error())
 	}
-	if err := r.client.Patch(ctx, serviceFor(&app), client.Apply, client.ForceOwnership); err != nil {
-		return wre.Result{}, fmt.Errorf("apply service: %w", err)
+	if err := h.Apply(ctx, serviceFor(app)); err != nil {
+		return lean.Result{}, errors.New("apply service: " + err.Error())
 	}
-	if err := r.updateStatus(ctx, &app, statusFor(&app, dep)); apierrors.IsConflict(err) {
-		// The App read from the cache is older than the server's (this
-		// module's own last status write, or another writer's): not an
-		// error, but news that the cache is behind. Look again shortly, when
-		// it has caught up.
-		r.log.V(1).Info("status update conflicts with a newer App; looking again shortly", "app", req.NamespacedName.String())
-		return wre.Result{RequeueAfter: conflictRequeue}, nil
-	} else if err != nil {
-		return wre.Result{}, err
+	if err := updateStatus(ctx, h, app, statusFor(app, dep)); err != nil {
+		return lean.Result{}, err
 	}
-	return wre.Result{}, nil
+	return lean.Result{}, nil
 }
 
-// conflictRequeue is how soon an App whose status update met a newer version
-// is reconciled again.
-const conflictRequeue = time.Second
-
-// updateStatus writes status when it differs from the App's.
-func (r *reconciler) updateStatus(ctx context.Context, app *App, status AppStatus) error {
-	if equalStatus(app.Status, status) {
+// updateStatus applies want's status when it differs from app's, and
+// records an event when the App becomes available.
+func updateStatus(ctx context.Context, h *lean.Host, app, want *App) error {
+	if equalStatus(app, want) {
 		return nil
 	}
-	wasReady := meta.IsStatusConditionTrue(app.Status.Conditions, ConditionReady)
-	app.Status = status
-	if err := r.client.Status().Update(ctx, app); err != nil {
-		return fmt.Errorf("update status: %w", err)
+	wasReady := isReady(app.Conditions)
+	if err := h.ApplyStatus(ctx, want); err != nil {
+		return errors.New("apply status: " + err.Error())
 	}
-	if ready := meta.IsStatusConditionTrue(status.Conditions, ConditionReady); ready != wasReady {
-		r.log.Info("readiness changed", "app", client.ObjectKeyFromObject(app).String(), "ready", ready)
+	if ready := isReady(want.Conditions); ready != wasReady {
+		h.Info("readiness changed", "app", app.Namespace+"/"+app.Name, "ready", strconv.FormatBool(ready))
 		if ready {
-			r.recorder.Eventf(app, corev1.EventTypeNormal, "Available", "%d replicas available", status.AvailableReplicas)
+			h.Event(ctx, "Normal", "Available", strconv.Itoa(int(want.AvailableReplicas))+" replicas available")
 		}
 	}
 	return nil
 }
 
-func validate(s *AppSpec) error {
+func validate(a *App) error {
 	var errs []error
-	if s.Image == "" {
+	if a.Image == "" {
 		errs = append(errs, errors.New("spec.image is required"))
 	}
-	if s.Port < 1 || s.Port > 65535 {
-		errs = append(errs, fmt.Errorf("spec.port %d is not in 1-65535", s.Port))
+	if a.Port < 1 || a.Port > 65535 {
+		errs = append(errs, errors.New("spec.port "+strconv.Itoa(int(a.Port))+" is not in 1-65535"))
 	}
-	if s.Replicas != nil && *s.Replicas < 0 {
-		errs = append(errs, fmt.Errorf("spec.replicas %d is negative", *s.Replicas))
+	if a.Replicas < 0 {
+		errs = append(errs, errors.New("spec.replicas "+strconv.Itoa(int(a.Replicas))+" is negative"))
 	}
 	return errors.Join(errs...)
 }
 
-func replicas(s *AppSpec) int32 {
-	if s.Replicas == nil {
-		return 1
-	}
-	return *s.Replicas
-}
-
-// objectMeta is the metadata of a child of app: same name and namespace,
-// the selector label, and a controller reference to app.
-func objectMeta(app *App) metav1.ObjectMeta {
-	return metav1.ObjectMeta{
-		Namespace:       app.Namespace,
-		Name:            app.Name,
-		Labels:          map[string]string{LabelApp: app.Name},
-		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(app, GroupVersion.WithKind("App"))},
-	}
+// controllerRef is the owner reference of a child of app.
+func controllerRef(app *App) []OwnerReference {
+	return []OwnerReference{{APIVersion: "demo.wre.dev/v1", Kind: "App", Name: app.Name, UID: app.UID, Controller: true, BlockOwnerDeletion: true}}
 }
 
 // deploymentFor is the apply configuration of app's Deployment: only the
 // fields the module owns.
-func deploymentFor(app *App) *appsv1.Deployment {
-	n := replicas(&app.Spec)
-	return &appsv1.Deployment{
-		ObjectMeta: objectMeta(app),
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &n,
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelApp: app.Name}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{LabelApp: app.Name}},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name:  "app",
-					Image: app.Spec.Image,
-					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: app.Spec.Port, Protocol: corev1.ProtocolTCP}},
-				}}},
-			},
-		},
+func deploymentFor(app *App) *Deployment {
+	selector := lean.MapOf(map[string]string{LabelApp: app.Name})
+	return &Deployment{
+		Meta:            lean.Meta{Namespace: app.Namespace, Name: app.Name},
+		Labels:          selector,
+		OwnerReferences: controllerRef(app),
+		Replicas:        app.Replicas,
+		Selector:        selector,
+		PodLabels:       selector,
+		Containers: []Container{{Name: "app", Image: app.Image,
+			Ports: []ContainerPort{{Name: "http", ContainerPort: app.Port, Protocol: "TCP"}}}},
 	}
 }
 
 // serviceFor is the apply configuration of app's Service.
-func serviceFor(app *App) *corev1.Service {
-	return &corev1.Service{
-		ObjectMeta: objectMeta(app),
-		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{LabelApp: app.Name},
-			Ports: []corev1.ServicePort{{
-				Name: "http", Port: app.Spec.Port, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP,
-			}},
-		},
+func serviceFor(app *App) *Service {
+	selector := lean.MapOf(map[string]string{LabelApp: app.Name})
+	return &Service{
+		Meta:            lean.Meta{Namespace: app.Namespace, Name: app.Name},
+		Labels:          selector,
+		OwnerReferences: controllerRef(app),
+		Selector:        selector,
+		Ports:           []ServicePort{{Name: "http", Port: app.Port, TargetPort: "http", Protocol: "TCP"}},
 	}
 }
 
 // statusFor computes app's status from its applied Deployment: Ready when the
 // Deployment controller has seen the current spec and every replica is
 // available.
-func statusFor(app *App, dep *appsv1.Deployment) AppStatus {
-	status := app.Status.deepCopy()
+func statusFor(app *App, dep *Deployment) *App {
+	status := *app
 	status.ObservedGeneration = app.Generation
-	status.AvailableReplicas = dep.Status.AvailableReplicas
-	want := replicas(&app.Spec)
-	cond := metav1.Condition{
-		Type: ConditionReady, Status: metav1.ConditionFalse, Reason: "Progressing",
-		Message:            fmt.Sprintf("%d of %d replicas available", dep.Status.AvailableReplicas, want),
+	status.AvailableReplicas = dep.AvailableReplicas
+	cond := Condition{
+		Type: ConditionReady, Status: "False", Reason: "Progressing",
+		Message:            strconv.Itoa(int(dep.AvailableReplicas)) + " of " + strconv.Itoa(int(app.Replicas)) + " replicas available",
 		ObservedGeneration: app.Generation,
 	}
-	if dep.Status.ObservedGeneration >= dep.Generation && dep.Status.AvailableReplicas >= want && dep.Status.UpdatedReplicas >= want {
-		cond.Status, cond.Reason = metav1.ConditionTrue, "Available"
+	if dep.ObservedGeneration >= dep.Generation && dep.AvailableReplicas >= app.Replicas && dep.UpdatedReplicas >= app.Replicas {
+		cond.Status, cond.Reason = "True", "Available"
 	}
-	meta.SetStatusCondition(&status.Conditions, cond)
-	return status
+	status.Conditions = setCondition(app.Conditions, cond)
+	return &status
 }
 
-// equalStatus compares statuses, ignoring condition transition times.
-func equalStatus(a, b AppStatus) bool {
+// setCondition returns conditions with c in place of the condition of its
+// type, keeping the transition time when the status did not change, as
+// meta.SetStatusCondition does. conditions is not modified.
+func setCondition(conditions []Condition, c Condition) []Condition {
+	out := make([]Condition, 0, len(conditions)+1)
+	replaced := false
+	for _, old := range conditions {
+		if old.Type != c.Type {
+			out = append(out, old)
+			continue
+		}
+		c.LastTransitionTime = old.LastTransitionTime
+		if old.Status != c.Status || c.LastTransitionTime == "" {
+			c.LastTransitionTime = now()
+		}
+		out, replaced = append(out, c), true
+	}
+	if !replaced {
+		c.LastTransitionTime = now()
+		out = append(out, c)
+	}
+	return out
+}
+
+// now is the transition time of a condition: RFC 3339, in seconds.
+func now() string { return time.Now().UTC().Format(time.RFC3339) }
+
+func isReady(conditions []Condition) bool {
+	for _, c := range conditions {
+		if c.Type == ConditionReady {
+			return c.Status == "True"
+		}
+	}
+	return false
+}
+
+// equalStatus compares the statuses of a and b, ignoring condition
+// transition times.
+func equalStatus(a, b *App) bool {
 	if a.ObservedGeneration != b.ObservedGeneration || a.AvailableReplicas != b.AvailableReplicas || len(a.Conditions) != len(b.Conditions) {
 		return false
 	}
 	for _, c := range a.Conditions {
-		d := meta.FindStatusCondition(b.Conditions, c.Type)
-		if d == nil || d.Status != c.Status || d.Reason != c.Reason || d.Message != c.Message || d.ObservedGeneration != c.ObservedGeneration {
+		found := false
+		for _, d := range b.Conditions {
+			if d.Type == c.Type {
+				found = d.Status == c.Status && d.Reason == c.Reason && d.Message == c.Message && d.ObservedGeneration == c.ObservedGeneration
+				break
+			}
+		}
+		if !found {
 			return false
 		}
 	}
