@@ -10,8 +10,7 @@
 //     with the priority it was added with; it is never lost.
 //   - Get hands out the item with the highest effective priority, first in first
 //     out within a priority. Effective priority = priority + time waited /
-//     AgingInterval (an Add may be timed up to about AgingInterval/1000 early),
-//     so an item of any priority is handed out after a bounded wait, whatever
+//     AgingInterval, so an item of any priority is handed out after a bounded wait, whatever
 //     the load of higher-priority items (no starvation).
 //   - AddAfter and AddRateLimited keep the priority the item was last added with;
 //     a second AddAfter of an item that is already delayed keeps the earlier time.
@@ -22,4 +21,11 @@
 //
 // Add, Get and Done take O(1) time plus O(number of distinct priorities queued);
 // AddAfter takes O(log n).
+//
+// Where it sits: the engine's controllers (engine/controller) feed it from
+// informer event handlers and drain it with their reconcile workers. The code
+// is split by concern: queue.go keeps the bookkeeping (which items exist, which
+// are being processed and must run again), order.go the ordering (one FIFO
+// per priority and the aging rule), delay.go the delayed items, store.go the
+// entry storage.
 package queue

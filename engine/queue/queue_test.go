@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/wre-dev/wre/engine/queue"
@@ -725,99 +724,6 @@ func TestPriorityString(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
 			assert.Equal(t, tt.want, tt.p.String())
-		})
-	}
-}
-
-// tickerOnly hides the AfterFunc of the clock it wraps.
-type tickerOnly struct{ clock.WithTicker }
-
-// TestAddsShareClockReadings checks when Adds share one reading of the clock
-// instead of each reading it: the queue then keeps a timer that ends the
-// sharing, one waiter on the fake clock.
-func TestAddsShareClockReadings(t *testing.T) {
-	tests := []struct {
-		name          string
-		opts          queue.Options[string]
-		hideAfterFunc bool
-		gap           time.Duration // between the two Adds
-		wantWaiters   int           // on the clock, after the Adds
-	}{
-		{"adds close together share a reading", queue.Options[string]{}, false, 500 * time.Microsecond, 1},
-		{"sparse adds each read the clock", queue.Options[string]{}, false, 2 * time.Millisecond, 0},
-		{"short aging intervals need exact times", queue.Options[string]{AgingInterval: 50 * time.Millisecond}, false, 0, 0},
-		{"metrics need exact times", queue.Options[string]{Name: "q", MetricsProvider: newFakeProvider()}, false, 0, 1}, // the metrics ticker
-		{"a clock without AfterFunc is read every time", queue.Options[string]{}, true, 0, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			fc := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-			tt.opts.Clock = fc
-			if tt.hideAfterFunc {
-				tt.opts.Clock = tickerOnly{fc}
-			}
-			q, _ := newQueue(t, tt.opts)
-			q.Add("a")
-			fc.Step(tt.gap)
-			q.Add("b")
-			assert.Equal(t, tt.wantWaiters, fc.Waiters())
-			assert.Equal(t, []string{"a", "b"}, drain(t, q))
-		})
-	}
-}
-
-func TestSharedClockReadingExpires(t *testing.T) {
-	q, fc := newQueue(t, queue.Options[string]{})
-	q.AddWithPriority("a", queue.PriorityHigh)
-	q.AddWithPriority("b", queue.PriorityHigh)
-	require.Equal(t, 1, fc.Waiters(), "the adds share a reading")
-	fc.Step(time.Millisecond)
-	assert.Zero(t, fc.Waiters(), "the sharing ends after AgingInterval/1000")
-	q.AddWithPriority("c", queue.PriorityHigh)
-	require.Equal(t, 1, fc.Waiters(), "the next close adds share the next reading")
-	fc.Step(time.Millisecond)
-	assert.Zero(t, fc.Waiters())
-	q.ShutDown()
-	q.AddWithPriority("d", queue.PriorityHigh)
-	q.AddWithPriority("e", queue.PriorityHigh)
-	assert.Zero(t, fc.Waiters(), "no timer after ShutDown")
-	assert.Equal(t, []string{"a", "b", "c"}, drain(t, q))
-}
-
-func TestSharedClockReadingStopsOnShutDown(t *testing.T) {
-	q, fc := newQueue(t, queue.Options[string]{})
-	q.Add("a")
-	q.Add("b")
-	require.Equal(t, 1, fc.Waiters())
-	q.ShutDown()
-	assert.Zero(t, fc.Waiters())
-}
-
-// TestSharedClockReadingBound pins how far a shared reading can move an item:
-// an Add within AgingInterval/1000 of a reading is timed at that reading, so it
-// can rank up to 1/1000 of a priority unit too high, and no more.
-func TestSharedClockReadingBound(t *testing.T) {
-	const aging = 100 * time.Millisecond // readings are shared for 100 µs
-	tests := []struct {
-		name string
-		wait time.Duration // from the shared reading to the Add of c
-		want []string
-	}{
-		// c is timed at 0 instead of 50 µs: its key, 0, beats d's, 20 µs.
-		{"within the sharing c is timed at the reading", 50 * time.Microsecond, []string{"a", "b", "c", "d"}},
-		// c reads the clock: its key, 150 µs, loses to d's.
-		{"after the sharing c reads the clock", 150 * time.Microsecond, []string{"a", "b", "d", "c"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			q, fc := newQueue(t, queue.Options[string]{AgingInterval: aging})
-			q.AddWithPriority("a", 5) // a and b share the reading at 0
-			q.AddWithPriority("b", 5)
-			fc.Step(tt.wait)
-			q.AddWithPriority("c", 0)
-			fc.Step(aging + 20*time.Microsecond - tt.wait)
-			q.AddWithPriority("d", 1) // key: 100.02 ms - 1 × aging = 20 µs
-			assert.Equal(t, tt.want, drain(t, q))
 		})
 	}
 }
