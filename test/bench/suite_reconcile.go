@@ -67,19 +67,31 @@ work dominated: reflective JSON and protobuf decoding of whole objects, a
 runtime.Scheme, and a re-entrant wre_alloc per message (status-sync was 124×
 native, configmap-replicator 23×). With v2 an in-sync status-sync reconcile
 is one guest entry that decodes a flat record by offset and allocates
-nothing in the guest, so what is left is fixed cost: the host's floor per
-reconcile (a context with a timeout, which costs a runtime timer; the pool;
-wazero's call, which starts a goroutine to watch the context when loop
-checks are on; metrics), measured by ` + "`go test -run '^$' -bench ReconcileV2Floor ./host/`" + `
-(guest=raw), plus what Go charges to enter a wasmexport function (guest=go),
-plus the test cache's read of the primary object, which native pays too.
-That floor is larger than the whole native status-sync reconcile, so its ratio
-cannot reach the target by guest work alone: the next levers are a reusable
-per-instance deadline instead of a timer per reconcile, and an ID without
-crypto/rand. configmap-replicator does real work per reconcile and is within
-reach of the target. Trusted guests (no loop checks) gain little here: the
-host then runs each reconcile on a goroutine of its own with a hard
-deadline, which costs about what the checks save on such short guest code.`
+nothing in the guest, so what is left is mostly fixed cost. A CPU profile of
+` + "`go test -run '^$' -bench '^BenchmarkStatusSync$/impl=wasm$' -benchtime 300000x -cpuprofile cpu.prof ./modules/`" + `
+(2026-12-06, busy machine; shares of one ~9.5 µs reconcile): the test
+cache's read of the Widget, 40 % (client-go's fake tracker deep-copies the
+object; native pays the same read, and it is most of native's time); the
+guest entry, 24 % (wazero's call including the goroutine it starts to watch
+the context when loop checks are on, about 0.7 µs, and the guest's own decode,
+compare and result encode, about 1.5 µs); the reconcile context's timeout,
+7 % (a runtime timer per reconcile); the instance pool, 5 %; the projection
+encode, 5 %; the reconcile ID, events of the reconcile and metrics, the rest.
+The host's floor without the cache read is measured by
+` + "`go test -run '^$' -bench ReconcileV2Floor ./host/`" + ` (guest=raw: about
+3 µs; guest=go adds what Go charges to enter a wasmexport function, about
+0.5 µs). That floor alone is larger than the whole native reconcile minus its
+cache read, so status-sync cannot reach 3× by guest work: what would remove
+the rest is a reusable per-instance deadline instead of a timer per reconcile
+(about 0.7 µs), a reconcile ID without crypto/rand (about 0.2 µs), and a
+wazero that checks a flag at loop headers without starting a watcher
+goroutine per call (about 0.7 µs; it needs a change to wazero, see
+host/RATIONALE.md). Together about 1.6 µs: still short of 3×.
+configmap-replicator does real work per reconcile (three reads and a list)
+and is closer. Trusted guests (no loop checks) gain little here: the host
+then runs each reconcile on a goroutine of its own with a hard deadline,
+whose start and stack growth cost about what the checks save on such short
+guest code.`
 
 func metOrMissed(ok bool) string {
 	if ok {
