@@ -2,15 +2,12 @@ package metrics
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/util/workqueue"
-
-	"github.com/wre-dev/wre/engine/queue"
 )
 
 // Values of the result label of controller_runtime_reconcile_total.
@@ -238,24 +235,11 @@ func (c *Controller) TimedOut() { c.timeouts.Inc() }
 // WorkerBusy records that a worker started (+1) or finished (-1) a reconcile.
 func (c *Controller) WorkerBusy(delta int) { c.active.Add(float64(delta)) }
 
-// PriorityDepth returns the gauge of the number of waiting items of priority p
-// in the queue called name; it has the signature of queue.Options.PriorityDepth.
-func (r *Registry) PriorityDepth(name string, p queue.Priority) workqueue.GaugeMetric {
-	return r.wqDepthByPriority.WithLabelValues(name, priorityLabel(p))
-}
-
-// priorityLabel names the well-known priorities and prints others as numbers.
-func priorityLabel(p queue.Priority) string {
-	switch p {
-	case queue.PriorityLow:
-		return "low"
-	case queue.PriorityNormal:
-		return "normal"
-	case queue.PriorityHigh:
-		return "high"
-	default:
-		return strconv.Itoa(int(p))
-	}
+// PriorityDepth returns the gauge of the number of waiting items of one
+// priority (its label, e.g. "low") in the queue called name; it has the
+// signature of queue.Options.PriorityDepth.
+func (r *Registry) PriorityDepth(name, priority string) workqueue.GaugeMetric {
+	return r.wqDepthByPriority.WithLabelValues(name, priority)
 }
 
 // WorkqueueProvider returns client-go's workqueue.MetricsProvider backed by this

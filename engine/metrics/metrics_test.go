@@ -137,7 +137,7 @@ func TestRemoveController(t *testing.T) {
 	r := metrics.New()
 	r.Controller("gone", 1)
 	r.Controller("kept", 1)
-	r.PriorityDepth("gone", queue.PriorityHigh).Inc()
+	r.PriorityDepth("gone", queue.PriorityHigh.String()).Inc()
 	r.WorkqueueProvider().NewDepthMetric("gone").Inc()
 
 	r.RemoveController("gone")
@@ -200,7 +200,7 @@ func TestPriorityDepth(t *testing.T) {
 	r := metrics.New()
 	for _, tt := range tests {
 		t.Run(tt.label, func(t *testing.T) {
-			g := r.PriorityDepth("q", tt.priority)
+			g := r.PriorityDepth("q", tt.priority.String())
 			g.Inc()
 			g.Inc()
 			g.Dec()

@@ -112,8 +112,8 @@ func (p *fakeProvider) NewRetriesMetric(name string) workqueue.CounterMetric {
 }
 
 // priorityDepth returns a PriorityDepth option backed by p.
-func (p *fakeProvider) priorityDepth(name string, prio queue.Priority) workqueue.GaugeMetric {
-	return p.get("priority/" + name + "/" + prio.String())
+func (p *fakeProvider) priorityDepth(name, priority string) workqueue.GaugeMetric {
+	return p.get("priority/" + name + "/" + priority)
 }
 
 // metricsQueue is what the parity test drives: client-go's queue and ours.

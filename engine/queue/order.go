@@ -51,7 +51,7 @@ func (q *Queue[T]) level(p Priority) *level {
 	}
 	l := &level{id: int32(len(q.levelList) + 1), prio: p, offset: offset, index: -1}
 	if q.gauge != nil {
-		l.depth = q.gauge(q.name, p)
+		l.depth = q.gauge(q.name, p.String())
 	}
 	q.levels[p] = l
 	q.levelList = append(q.levelList, l)

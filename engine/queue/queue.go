@@ -42,8 +42,9 @@ type Options[T comparable] struct {
 	// PriorityDepth, when set together with Name, returns the gauge that counts
 	// the items queued at one priority; it is called once per priority, for
 	// PriorityLow, PriorityNormal and PriorityHigh when the queue is created and
-	// for any other priority when it is first used. Defaults to nil (no gauge).
-	PriorityDepth func(name string, p Priority) workqueue.GaugeMetric
+	// for any other priority when it is first used, with the queue's Name and
+	// the priority's String() as labels. Defaults to nil (no gauge).
+	PriorityDepth func(name, priority string) workqueue.GaugeMetric
 
 	// AgingInterval is how long a queued item waits to rise one priority unit:
 	// its effective priority is its priority plus the time it has waited divided
@@ -74,7 +75,7 @@ type Queue[T comparable] struct {
 	limiter workqueue.TypedRateLimiter[T]
 	metrics *queueMetrics[T]
 	name    string
-	gauge   func(name string, p Priority) workqueue.GaugeMetric
+	gauge   func(name, priority string) workqueue.GaugeMetric
 
 	// items indexes every item the queue knows: queued, processing, or delayed.
 	items      map[T]int32
