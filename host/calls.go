@@ -71,6 +71,9 @@ func (rt *Runtime) hostLog(ctx context.Context, mod api.Module, stack []uint64) 
 		return
 	}
 	abortIfDone(ctx)
+	if !st.inst.logs.take(int(min(n, maxLogLine))) {
+		return
+	}
 	if uint64(ptr)+uint64(n) > uint64(mod.Memory().Size()) {
 		st.logger().Error(nil, "guest log line outside memory dropped", "ptr", ptr, "len", n)
 		return

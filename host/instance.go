@@ -27,6 +27,7 @@ type instance struct {
 	alloc, free, reconcile api.Function
 	mem                    *cappedMemory
 	stdout, stderr         *lineWriter
+	logs                   logBudget // of the running reconcile or _initialize
 	uses                   int
 	lastUsed               time.Time
 	// abandoned waits for the guest code of a runaway instance (callGuest)
@@ -97,10 +98,17 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		}},
 		stdout: &lineWriter{},
 		stderr: &lineWriter{},
+		logs:   logBudget{maxLines: m.opts.MaxLogLines, maxBytes: m.opts.MaxLogBytes},
 	}
-	inst.stdout.emit = func(line string) { m.log.Info(line, "stream", "stdout", "reconcileID", inst.stdout.reconcileID.Load()) }
+	inst.stdout.emit = func(line string) {
+		if inst.logs.take(len(line)) {
+			m.log.Info(line, "stream", "stdout", "reconcileID", inst.stdout.reconcileID.Load())
+		}
+	}
 	inst.stderr.emit = func(line string) {
-		m.log.Error(nil, line, "stream", "stderr", "reconcileID", inst.stderr.reconcileID.Load())
+		if inst.logs.take(len(line)) {
+			m.log.Error(nil, line, "stream", "stderr", "reconcileID", inst.stderr.reconcileID.Load())
+		}
 	}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
@@ -125,7 +133,9 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	inst.reconcile = mod.ExportedFunction(v.reconcileExport)
 	if m.compiled.entry.hasInit {
 		initialize := mod.ExportedFunction("_initialize")
-		if _, err := callGuest(m, ctx, inst, func() ([]uint64, error) { return initialize.Call(ctx) }); err != nil {
+		_, err := callGuest(m, ctx, inst, func() ([]uint64, error) { return initialize.Call(ctx) })
+		inst.logs.end(m, m.log)
+		if err != nil {
 			return inst, err
 		}
 	}
@@ -180,14 +190,17 @@ func read(mod api.Module, ptr, n uint32) ([]byte, bool) {
 }
 
 // beginReconcile tags the instance's output with the reconcile ID and forgets
-// what its runtime printed about a panic before, so that an earlier "panic: "
-// line does not label a later failure.
+// what an earlier call left behind that classify reads (a line its runtime
+// printed about a panic, a refused memory grow the guest survived), so that
+// only this reconcile's own state labels its failure.
 func (inst *instance) beginReconcile(id string) {
 	for _, w := range []*lineWriter{inst.stdout, inst.stderr} {
 		w.reconcileID.Store(id)
 	}
 	inst.stderr.sawPanic.Store(false)
+	inst.stderr.sawOOM.Store(false)
 	inst.stderr.panicLine.Store("")
+	inst.mem.refused.Store(false)
 }
 
 // classify names why a guest call failed, for wre_guest_traps_total.
@@ -204,7 +217,10 @@ func (inst *instance) classify(err error) string {
 		return TrapTimeout
 	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeContextCanceled:
 		return TrapCanceled
-	case inst.mem.refused.Load():
+	case inst.mem.refused.Load(), inst.stderr.sawOOM.Load():
+		// A grow past the cap that the allocator refused, or one wazero
+		// refused before asking it (past the module's declared maximum,
+		// e.g. a 4 GiB make) that the guest's runtime reported.
 		return TrapOOM
 	case inst.stderr.sawPanic.Load():
 		return TrapPanic
@@ -243,6 +259,9 @@ const maxLogLine = 64 << 10
 // cutMarker ends a stdout or stderr line that was cut at maxLogLine.
 const cutMarker = " …[cut]"
 
+// goOOMLine is what the Go runtime prints when an allocation finds no memory.
+const goOOMLine = "fatal error: out of memory"
+
 // lineWriter turns a guest's stdout or stderr into log lines. wazero calls
 // Write on the goroutine running the guest, so only reconcileID, which the
 // pool sets, needs to be atomic.
@@ -252,6 +271,7 @@ type lineWriter struct {
 	emit        func(line string)
 	reconcileID atomic.Value // string
 	sawPanic    atomic.Bool  // the Go runtime printed "panic: " or "fatal error: "
+	sawOOM      atomic.Bool  // the Go runtime printed "fatal error: out of memory"
 	panicLine   atomic.Value // string: the first such line
 }
 
@@ -285,6 +305,9 @@ func (w *lineWriter) Flush() {
 	if bytes.HasPrefix(w.buf, []byte("panic: ")) || bytes.HasPrefix(w.buf, []byte("fatal error: ")) {
 		if w.sawPanic.CompareAndSwap(false, true) {
 			w.panicLine.Store(string(w.buf))
+		}
+		if bytes.Equal(w.buf, []byte(goOOMLine)) {
+			w.sawOOM.Store(true)
 		}
 	}
 	line := string(w.buf)

@@ -32,6 +32,8 @@ type Metrics struct {
 	GuestMemory      *prometheus.GaugeVec     // wre_guest_memory_bytes{module}
 	Runaways         *prometheus.GaugeVec     // wre_guest_runaway_instances{module}
 	CompileSeconds   prometheus.Histogram     // wre_module_compile_seconds
+	LogDroppedLines  *prometheus.CounterVec   // wre_module_log_dropped_lines_total{module}
+	LogDroppedBytes  *prometheus.CounterVec   // wre_module_log_dropped_bytes_total{module}
 
 	mu      sync.Mutex
 	modules map[string]int // running Modules per name; series go when it drops to 0
@@ -68,6 +70,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "wre_guest_runaway_instances",
 			Help: "Instances whose reconcile ended at its timeout while their guest code kept running (only with trusted guests, whose loops are not checked); they are closed when that code returns.",
 		}, []string{"module"}),
+		LogDroppedLines: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wre_module_log_dropped_lines_total",
+			Help: "Guest log lines dropped because a reconcile (or _initialize) logged more than its limit of lines or bytes.",
+		}, []string{"module"}),
+		LogDroppedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wre_module_log_dropped_bytes_total",
+			Help: "Bytes of the guest log lines counted by wre_module_log_dropped_lines_total.",
+		}, []string{"module"}),
 		CompileSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "wre_module_compile_seconds",
 			Help:    "Time to compile a module, including loading it from the compilation cache.",
@@ -75,7 +85,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.HostCalls, m.HostCallDuration, m.GuestTraps, m.Instances, m.GuestMemory, m.Runaways, m.CompileSeconds} {
+		for _, c := range []prometheus.Collector{m.HostCalls, m.HostCallDuration, m.GuestTraps, m.Instances, m.GuestMemory, m.Runaways, m.CompileSeconds, m.LogDroppedLines, m.LogDroppedBytes} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -101,6 +111,8 @@ func (m *Metrics) initModule(module string) {
 	m.Instances.WithLabelValues(module)
 	m.GuestMemory.WithLabelValues(module)
 	m.Runaways.WithLabelValues(module)
+	m.LogDroppedLines.WithLabelValues(module)
+	m.LogDroppedBytes.WithLabelValues(module)
 }
 
 // forgetModule deletes the series of a module name once no Module of that name
@@ -120,4 +132,6 @@ func (m *Metrics) forgetModule(module string) {
 	m.Instances.DeletePartialMatch(l)
 	m.GuestMemory.DeletePartialMatch(l)
 	m.Runaways.DeletePartialMatch(l)
+	m.LogDroppedLines.DeletePartialMatch(l)
+	m.LogDroppedBytes.DeletePartialMatch(l)
 }

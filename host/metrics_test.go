@@ -29,6 +29,8 @@ func TestMetricNamesExist(t *testing.T) {
 	assert.Equal(t, 1, names["wre_guest_memory_bytes"])
 	assert.Equal(t, 1, names["wre_guest_runaway_instances"])
 	assert.Equal(t, 1, names["wre_module_compile_seconds"])
+	assert.Equal(t, 1, names["wre_module_log_dropped_lines_total"])
+	assert.Equal(t, 1, names["wre_module_log_dropped_bytes_total"])
 
 	_, err = h.Reconcile(t.Context(), "ns", "a")
 	require.NoError(t, err)

@@ -24,10 +24,12 @@ import (
 const (
 	DefaultConcurrency              = 1
 	DefaultReconcileTimeout         = 30 * time.Second
-	DefaultInitTimeout              = 30 * time.Second
+	DefaultInitTimeout              = 10 * time.Second
 	DefaultMemoryLimitBytes         = 128 << 20
 	DefaultMaxReconcilesPerInstance = 10000
 	DefaultIdleTimeout              = 5 * time.Minute
+	DefaultMaxLogLines              = 1000
+	DefaultMaxLogBytes              = 1 << 20
 )
 
 // ModuleOptions configure one running module.
@@ -47,7 +49,9 @@ type ModuleOptions struct {
 	ReconcileTimeout time.Duration
 	// InitTimeout bounds creating an instance, _initialize included; it is
 	// separate from ReconcileTimeout so that a slow start does not eat into a
-	// reconcile. Defaults to DefaultInitTimeout (30s).
+	// reconcile. An _initialize that runs into it fails the instance with an
+	// error naming _initialize and the timeout (trap reason init).
+	// Defaults to DefaultInitTimeout (10s).
 	InitTimeout time.Duration
 	// MemoryLimitBytes caps the linear memory of each instance. Defaults to
 	// DefaultMemoryLimitBytes (128 MiB); at most 4 GiB.
@@ -59,6 +63,16 @@ type ModuleOptions struct {
 	// IdleTimeout discards instances unused for that long. Defaults to
 	// DefaultIdleTimeout (5m).
 	IdleTimeout time.Duration
+	// MaxLogLines bounds the log lines a guest writes in one reconcile (or
+	// one _initialize): wre.log calls and stdout/stderr lines together. The
+	// lines past it, or past MaxLogBytes, are dropped; when the reconcile
+	// ends one line starting with LogDroppedMarker reports how many, and
+	// wre_module_log_dropped_lines_total and _bytes_total count them.
+	// Defaults to DefaultMaxLogLines (1000).
+	MaxLogLines int
+	// MaxLogBytes bounds the bytes of those lines (each line is also cut at
+	// 64 KiB). Defaults to DefaultMaxLogBytes (1 MiB).
+	MaxLogBytes int
 	// Config is returned by the config host call. Defaults to empty.
 	Config []byte
 	// ConfigContentType is the content type of Config. Defaults to
@@ -158,6 +172,12 @@ func (o *ModuleOptions) defaults() error {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout
 	}
+	if o.MaxLogLines <= 0 {
+		o.MaxLogLines = DefaultMaxLogLines
+	}
+	if o.MaxLogBytes <= 0 {
+		o.MaxLogBytes = DefaultMaxLogBytes
+	}
 	if o.ConfigContentType == "" {
 		o.ConfigContentType = abi.ContentTypeJSON
 	}
@@ -199,6 +219,7 @@ func (m *Module) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	inst.uses++
 	v := m.compiled.entry.version
 	res, err := callGuest(m, ctx, inst, func() (abi.ReconcileResponse, error) { return v.reconcile(ctx, m, inst, req, id) })
+	inst.logs.end(m, st.logger())
 	if err == nil && res.Panicked {
 		err = &recoveredPanic{msg: bound(res.Error, maxPanicText)}
 	}
@@ -299,6 +320,11 @@ func (m *Module) acquire(ctx context.Context) (*instance, error) {
 	initCtx, cancel := context.WithTimeout(ctx, m.opts.InitTimeout)
 	defer cancel()
 	inst, err := m.newInstance(initCtx)
+	if err != nil && ctx.Err() == nil && errors.Is(initCtx.Err(), context.DeadlineExceeded) {
+		// Instantiating runs no guest code (no start functions): only
+		// _initialize can have run into the init timeout.
+		err = fmt.Errorf("_initialize did not return within the init timeout of %s: %w", m.opts.InitTimeout, err)
+	}
 	if err != nil {
 		m.rt.opts.Metrics.GuestTraps.WithLabelValues(m.opts.Name, TrapInit).Inc()
 		ie := &initError{module: m.opts.Name, err: err}

@@ -140,6 +140,19 @@ func (s *logSink) logger() logr.Logger {
 	}, funcr.Options{Verbosity: 2})
 }
 
+// count returns how many lines contain substr.
+func (s *logSink) count(substr string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.lines {
+		if strings.Contains(l, substr) {
+			n++
+		}
+	}
+	return n
+}
+
 func (s *logSink) find(substr ...string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -72,10 +72,12 @@ func TestBrokenAllocatorsAndInitializers(t *testing.T) {
 		{"allocator returns a pointer outside memory", host.TrapProtocol, "outside memory", withAlloc([]byte{0x41, 0x80, 0x7e})}, // -256
 		{"allocator traps", host.TrapWasm, "unreachable", withAlloc(unreachable)},
 		{"_initialize traps", host.TrapInit, `module "test": reconcile ns/x: init: `, append(abiFuncs(abi.MarkerV1, i64Const0), wfunc{name: "_initialize", body: unreachable})},
+		{"_initialize never returns", host.TrapInit, `module "test": reconcile ns/x: init: _initialize did not return within the init timeout of 200ms: `,
+			append(abiFuncs(abi.MarkerV1, i64Const0), wfunc{name: "_initialize", body: spinForever})},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h := wasmtest.New(t, wasmModule(true, nil, c.funcs), wasmtest.Options{})
+			h := wasmtest.New(t, wasmModule(true, nil, c.funcs), wasmtest.Options{Module: host.ModuleOptions{InitTimeout: 200 * time.Millisecond}})
 			_, err := h.Reconcile(t.Context(), "ns", "x")
 			require.ErrorContains(t, err, c.message)
 			assert.Equal(t, 1.0, testutil.ToFloat64(h.Metrics.GuestTraps.WithLabelValues("test", c.reason)))

@@ -103,6 +103,7 @@ var (
 	i32Const1024 = []byte{0x41, 0x80, 0x08}
 	i64Const0    = []byte{0x42, 0x00}
 	unreachable  = []byte{0x00}
+	spinForever  = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b} // loop br 0 end
 )
 
 // abiFuncs are the v1 exports of a hand-written guest whose allocator always

@@ -30,11 +30,13 @@ type Step struct {
 	LogRaw *RawCall `json:"logRaw,omitempty"` // wre.log with these raw pointer and length
 	Log    string   `json:"log,omitempty"`    // wre.log at info
 	Print  string   `json:"print,omitempty"`  // a line to stdout and to stderr
+	Repeat int      `json:"repeat,omitempty"` // runs a Log or Print step this many times (a log storm)
 	Panic  string   `json:"panic,omitempty"`
-	Loop   bool     `json:"loop,omitempty"` // spin forever
-	Spin   int      `json:"spin,omitempty"` // spin this many iterations
-	Grow   bool     `json:"grow,omitempty"` // allocate until memory runs out
-	Exit   int      `json:"exit,omitempty"` // os.Exit with this code
+	Loop   bool     `json:"loop,omitempty"`  // spin forever
+	Spin   int      `json:"spin,omitempty"`  // spin this many iterations
+	Grow   bool     `json:"grow,omitempty"`  // allocate until memory runs out
+	Alloc  int      `json:"alloc,omitempty"` // make one []byte of this many bytes
+	Exit   int      `json:"exit,omitempty"`  // os.Exit with this code
 	Probe  *Probe   `json:"probe,omitempty"`
 
 	// OnlyFor runs the step only when the reconciled object has this name, so

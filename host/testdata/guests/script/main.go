@@ -139,13 +139,20 @@ func run(rr abi.ReconcileRequest) error {
 			for {
 				hoard = append(hoard, make([]byte, 1<<20))
 			}
+		case s.Alloc > 0:
+			hoard = append(hoard, make([]byte, s.Alloc))
+			continue
 		case s.Print != "":
-			fmt.Println(s.Print)
-			fmt.Fprintln(os.Stderr, s.Print)
+			for range max(s.Repeat, 1) {
+				fmt.Println(s.Print)
+				fmt.Fprintln(os.Stderr, s.Print)
+			}
 			continue
 		case s.Log != "":
 			msg := []byte(s.Log)
-			hostLog(uint32(abi.LevelInfo), ptrOf(msg), uint32(len(msg)))
+			for range max(s.Repeat, 1) {
+				hostLog(uint32(abi.LevelInfo), ptrOf(msg), uint32(len(msg)))
+			}
 			continue
 		case s.LogRaw != nil:
 			hostLog(uint32(abi.LevelError), s.LogRaw.Ptr, s.LogRaw.Len)
