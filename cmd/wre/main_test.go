@@ -50,6 +50,8 @@ func TestDispatch(t *testing.T) {
 		{"missing kubeconfig", []string{"run", "--kubeconfig", filepath.Join(t.TempDir(), "none")}, exitError, "load kubeconfig"},
 		{"unreachable API server", []string{"run", "--kubeconfig", unreachable, "--metrics-bind-address", "0", "--health-probe-bind-address", "0"},
 			exitError, "reach API server https://127.0.0.1:1"},
+		{"module memory ceiling above 4Gi", []string{"run", "--kubeconfig", cp.KubeconfigPath(), "--module-namespace", "default", "--max-module-memory", "8Gi",
+			"--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, exitError, "--max-module-memory 8Gi: must be positive and at most 4Gi"},
 		{"election outside a cluster without namespace", []string{"run", "--kubeconfig", cp.KubeconfigPath(), "--leader-elect"},
 			exitError, "LeaderElection.Namespace is required"},
 	}

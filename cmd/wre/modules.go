@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -25,6 +26,7 @@ var moduleFlags struct {
 	policy    string
 	maxBytes  int64
 	trusted   bool
+	limits    modules.Limits // ceilings; zero fields are modules.DefaultLimits'
 }
 
 func init() {
@@ -34,6 +36,15 @@ func init() {
 			fs.StringVar(&moduleFlags.cacheDir, "cache-dir", "", "directory of the compiled-module cache (empty: compile in memory at every start)")
 			fs.StringVar(&moduleFlags.policy, "policy", "", "engine policy file capping the permissions of modules (empty: no cap)")
 			fs.Int64Var(&moduleFlags.maxBytes, "max-module-bytes", modules.DefaultMaxWasmBytes, "largest uncompressed wasm module accepted")
+			d := modules.DefaultLimits
+			l := &moduleFlags.limits
+			l.MemoryBytes, l.LogBytes = d.MemoryBytes, d.LogBytes // the defaults bytesFlag shows
+			fs.Var(bytesFlag{&l.MemoryBytes}, modules.FlagMaxMemory, "ceiling of a module's memoryLimit (linear memory per instance), at most 4Gi")
+			fs.IntVar(&l.Concurrency, modules.FlagMaxConcurrency, d.Concurrency, "ceiling of a module's concurrency (instances and reconciles at once)")
+			fs.DurationVar(&l.ReconcileTimeout, modules.FlagMaxReconcileTimeout, d.ReconcileTimeout, "ceiling of a module's reconcileTimeout")
+			fs.DurationVar(&l.InitTimeout, modules.FlagMaxInitTimeout, d.InitTimeout, "ceiling of a module's initTimeout (starting an instance, _initialize included)")
+			fs.IntVar(&l.LogLines, modules.FlagMaxLogLines, d.LogLines, "ceiling of a module's maxLogLines (guest log lines per reconcile)")
+			fs.Var(bytesFlag{&l.LogBytes}, modules.FlagMaxLogBytes, "ceiling of a module's maxLogBytes (guest log bytes per reconcile)")
 			fs.BoolVar(&moduleFlags.trusted, "trusted-guests", false, "run modules without loop checks: Go guests use 3-4x less CPU, but a timeout no longer stops one that loops without calling the host (see docs/operations.md); only for modules you trust")
 		},
 		setup: setupModules,
@@ -47,13 +58,18 @@ func setupModules(ctx context.Context, mgr *manager.Manager, background *sync.Wa
 		return nil
 	}
 	log := logr.FromContextOrDiscard(ctx)
-	policy := modules.AllowAll
+	if err := moduleFlags.limits.Validate(); err != nil {
+		return err
+	}
+	policy := *modules.AllowAll
 	if moduleFlags.policy != "" {
-		var err error
-		if policy, err = modules.LoadPolicy(moduleFlags.policy); err != nil {
+		p, err := modules.LoadPolicy(moduleFlags.policy)
+		if err != nil {
 			return err
 		}
+		policy = *p
 	}
+	policy.Limits = moduleFlags.limits
 	client, err := kubernetes.NewForConfig(mgr.Config())
 	if err != nil {
 		return fmt.Errorf("module registry: %w", err)
@@ -80,7 +96,7 @@ func setupModules(ctx context.Context, mgr *manager.Manager, background *sync.Wa
 	}
 	reg, err := registry.New(registry.Options{
 		Namespace: moduleFlags.namespace, Client: client, DynamicClient: dyn, Config: mgr.Config(),
-		Controllers: mgr, Informers: mgr.Informers(), Runtime: rt, Policy: policy,
+		Controllers: mgr, Informers: mgr.Informers(), Runtime: rt, Policy: &policy,
 		MaxWasmBytes: moduleFlags.maxBytes, Metrics: regMetrics, Logger: log,
 	})
 	if err == nil {
@@ -109,4 +125,24 @@ func runawayCheck(rt interface{ Runaways() int }) health.Check {
 		}
 		return nil
 	}
+}
+
+// bytesFlag is a flag of a byte count written as a Kubernetes quantity
+// ("512Mi", "1Gi").
+type bytesFlag struct{ v *int64 }
+
+func (f bytesFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return resource.NewQuantity(*f.v, resource.BinarySI).String()
+}
+
+func (f bytesFlag) Set(s string) error {
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		return err
+	}
+	*f.v = q.Value()
+	return nil
 }

@@ -214,7 +214,11 @@ func loadTestModule(path string, f testFlags) (*testModule, error) {
 		}
 	}
 	if mod.manifest != nil {
-		mod.opts = mod.manifest.ModuleOptions()
+		// As an engine with the default ceilings would.
+		if err := modules.AllowAll.Limits.Check(mod.manifest); err != nil {
+			return nil, fmt.Errorf("manifest: %w", err)
+		}
+		mod.opts = modules.AllowAll.Limits.Apply(mod.manifest.ModuleOptions())
 	} else {
 		mod.opts = host.ModuleOptions{
 			Name:        strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)),

@@ -24,8 +24,8 @@ const (
 	Kind       = "Module"
 )
 
-// Limits on manifest values, so that no module can ask the engine for
-// unbounded resources.
+// Absolute bounds of the engine's ceilings (Limits) and of the config, so
+// that no engine lets a module ask for unbounded resources.
 const (
 	MaxConcurrency      = 256
 	MaxReconcileTimeout = 10 * time.Minute
@@ -79,8 +79,17 @@ type Manifest struct {
 	Concurrency int `json:"concurrency,omitempty"`
 	// ReconcileTimeout stops a reconcile that runs longer. Defaults to 30s.
 	ReconcileTimeout metav1.Duration `json:"reconcileTimeout,omitempty"`
+	// InitTimeout bounds starting an instance, its _initialize included.
+	// Defaults to 10s.
+	InitTimeout metav1.Duration `json:"initTimeout,omitempty"`
 	// MemoryLimit caps the linear memory of each instance. Defaults to 128Mi.
 	MemoryLimit *resource.Quantity `json:"memoryLimit,omitempty"`
+	// MaxLogLines bounds the log lines of one reconcile (wre.log calls and
+	// stdout/stderr lines together); the rest are dropped and counted.
+	// Defaults to 1000.
+	MaxLogLines int `json:"maxLogLines,omitempty"`
+	// MaxLogBytes bounds the bytes of those lines. Defaults to 1Mi.
+	MaxLogBytes *resource.Quantity `json:"maxLogBytes,omitempty"`
 	// Config is free-form JSON handed to the module through the config host
 	// call. Defaults to empty.
 	Config json.RawMessage `json:"config,omitempty"`
@@ -172,14 +181,24 @@ func (m *Manifest) Validate() error {
 		}
 	}
 	errs = append(errs, m.validatePermissions()...)
-	if m.Concurrency < 0 || m.Concurrency > MaxConcurrency {
-		errs = append(errs, field.Invalid(field.NewPath("concurrency"), m.Concurrency, fmt.Sprintf("must be between 1 and %d (0 means 1)", MaxConcurrency)))
+	// The upper bounds are the engine's ceilings (Limits.Check, at load).
+	if m.Concurrency < 0 {
+		errs = append(errs, field.Invalid(field.NewPath("concurrency"), m.Concurrency, "must be positive (0 means 1)"))
 	}
-	if d := m.ReconcileTimeout.Duration; d < 0 || d > MaxReconcileTimeout {
-		errs = append(errs, field.Invalid(field.NewPath("reconcileTimeout"), d.String(), fmt.Sprintf("must be positive and at most %s", MaxReconcileTimeout)))
+	if m.MaxLogLines < 0 {
+		errs = append(errs, field.Invalid(field.NewPath("maxLogLines"), m.MaxLogLines, "must be positive"))
 	}
-	if q := m.MemoryLimit; q != nil && (q.Sign() <= 0 || q.Cmp(*resource.NewQuantity(MaxMemoryLimitBytes, resource.BinarySI)) > 0) {
-		errs = append(errs, field.Invalid(field.NewPath("memoryLimit"), q.String(), "must be positive and at most 4Gi"))
+	if d := m.ReconcileTimeout.Duration; d < 0 {
+		errs = append(errs, field.Invalid(field.NewPath("reconcileTimeout"), d.String(), "must be positive"))
+	}
+	if d := m.InitTimeout.Duration; d < 0 {
+		errs = append(errs, field.Invalid(field.NewPath("initTimeout"), d.String(), "must be positive"))
+	}
+	if q := m.MemoryLimit; q != nil && q.Sign() <= 0 {
+		errs = append(errs, field.Invalid(field.NewPath("memoryLimit"), q.String(), "must be positive"))
+	}
+	if q := m.MaxLogBytes; q != nil && q.Sign() <= 0 {
+		errs = append(errs, field.Invalid(field.NewPath("maxLogBytes"), q.String(), "must be positive"))
 	}
 	if len(m.Config) > 0 {
 		if len(m.Config) > MaxConfigBytes {
@@ -283,12 +302,17 @@ func (m *Manifest) ModuleOptions() host.ModuleOptions {
 		Permissions:      m.Permissions,
 		Concurrency:      m.Concurrency,
 		ReconcileTimeout: m.ReconcileTimeout.Duration,
+		InitTimeout:      m.InitTimeout.Duration,
 		Config:           m.Config,
 		Primary:          m.For.GVR(),
 		PrimaryKind:      m.For.Kind,
 	}
 	if m.MemoryLimit != nil {
 		o.MemoryLimitBytes = uint64(m.MemoryLimit.Value())
+	}
+	o.MaxLogLines = m.MaxLogLines
+	if m.MaxLogBytes != nil {
+		o.MaxLogBytes = int(m.MaxLogBytes.Value())
 	}
 	return o
 }

@@ -27,6 +27,7 @@ permissions:
     verbs: [get, list, watch]
 concurrency: 3
 reconcileTimeout: 7s
+initTimeout: 3s
 memoryLimit: 32Mi
 config: {color: blue}
 serviceAccountName: wre-module-demo
@@ -43,6 +44,7 @@ func TestParseManifestValid(t *testing.T) {
 	o := m.ModuleOptions()
 	assert.Equal(t, 3, o.Concurrency)
 	assert.Equal(t, 7*time.Second, o.ReconcileTimeout)
+	assert.Equal(t, 3*time.Second, o.InitTimeout)
 	assert.Equal(t, uint64(32<<20), o.MemoryLimitBytes)
 	assert.JSONEq(t, `{"color":"blue"}`, string(o.Config))
 	assert.Equal(t, "Widget", o.PrimaryKind)
@@ -82,9 +84,12 @@ func TestParseManifestInvalid(t *testing.T) {
 			"owns[0]: Forbidden", "watches[0]: Forbidden"}},
 		{"verb", "verbs: [get, list, watch]", "verbs: [get, list, watch, steal]", []string{`permissions[0].verbs[3]: Unsupported value: "steal"`}},
 		{"empty grant", "resources: [widgets, deployments, configmaps]", "resources: []", []string{"permissions[0].resources: Required value"}},
-		{"concurrency", "concurrency: 3", "concurrency: 1000", []string{"concurrency: Invalid value: 1000"}},
-		{"timeout", "reconcileTimeout: 7s", "reconcileTimeout: 1h", []string{`reconcileTimeout: Invalid value: "1h0m0s"`}},
-		{"memory", "memoryLimit: 32Mi", "memoryLimit: 8Gi", []string{`memoryLimit: Invalid value: "8Gi"`}},
+		{"concurrency", "concurrency: 3", "concurrency: -1", []string{"concurrency: Invalid value: -1: must be positive (0 means 1)"}},
+		{"timeout", "reconcileTimeout: 7s", "reconcileTimeout: -1h", []string{`reconcileTimeout: Invalid value: "-1h0m0s"`}},
+		{"log lines", "concurrency: 3", "concurrency: 3\nmaxLogLines: -1", []string{`maxLogLines: Invalid value: -1`}},
+		{"log bytes", "concurrency: 3", "concurrency: 3\nmaxLogBytes: 0", []string{`maxLogBytes: Invalid value: "0"`}},
+		{"init timeout", "initTimeout: 3s", "initTimeout: -1s", []string{`initTimeout: Invalid value: "-1s"`}},
+		{"memory", "memoryLimit: 32Mi", "memoryLimit: -8Gi", []string{`memoryLimit: Invalid value: "-8Gi"`}},
 		{"service account", "serviceAccountName: wre-module-demo", "serviceAccountName: Bad_SA", []string{"serviceAccountName: Invalid value"}},
 		{"predicate", "predicates: [GenerationChanged]", "predicates: [Always]", []string{`predicates[0]: Unsupported value: "Always"`}},
 		{"digest", "predicates:", "digest: md5:abc\npredicates:", []string{`digest: Invalid value: "md5:abc"`}},

@@ -28,6 +28,9 @@ type Policy struct {
 	// AllowServiceAccounts lets modules name a serviceAccountName for the
 	// engine to impersonate. Defaults to false.
 	AllowServiceAccounts bool `json:"allowServiceAccounts,omitempty"`
+	// Limits are the ceilings of the limits a module may ask for; `wre run`
+	// sets them from its flags. Defaults to DefaultLimits.
+	Limits Limits `json:"-"`
 }
 
 // AllowAll is the policy of an engine started without one: it caps nothing
@@ -55,7 +58,7 @@ func LoadPolicy(path string) (*Policy, error) {
 }
 
 // Check returns an error naming every permission of m the policy does not
-// cover, or nil.
+// cover and every limit m asks for above its ceiling, or nil.
 func (p *Policy) Check(m *Manifest) error {
 	var errs []error
 	for i, g := range m.Permissions {
@@ -77,6 +80,9 @@ func (p *Policy) Check(m *Manifest) error {
 	}
 	if m.ServiceAccountName != "" && !p.AllowServiceAccounts {
 		errs = append(errs, errors.New("serviceAccountName: the policy does not let modules name a ServiceAccount"))
+	}
+	if err := p.Limits.Check(m); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("module %q exceeds the engine policy: %w", m.Name, err)

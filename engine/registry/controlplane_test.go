@@ -90,8 +90,9 @@ func TestRegistryWithManager(t *testing.T) {
 
 // startEngine runs a manager and a registry of the modules in ns on the
 // control plane until the test ends; ro configures the wasm runtime (its
-// cache directory defaults to wasmtest's).
-func startEngine(t *testing.T, ns string, ro host.RuntimeOptions) (*manager.Manager, *registry.Registry) {
+// cache directory defaults to wasmtest's), and each of with changes the
+// registry's options.
+func startEngine(t *testing.T, ns string, ro host.RuntimeOptions, with ...func(*registry.Options)) (*manager.Manager, *registry.Registry) {
 	t.Helper()
 	mgr, err := manager.New(manager.Options{Config: cp.Config(), MetricsBindAddress: manager.DisabledAddress, HealthProbeBindAddress: manager.DisabledAddress})
 	require.NoError(t, err)
@@ -104,10 +105,14 @@ func startEngine(t *testing.T, ns string, ro host.RuntimeOptions) (*manager.Mana
 	}
 	rt, err := host.NewRuntime(runCtx, ro)
 	require.NoError(t, err)
-	reg, err := registry.New(registry.Options{
+	opts := registry.Options{
 		Namespace: ns, Client: kubernetes.NewForConfigOrDie(cp.Config()), DynamicClient: dynamic.NewForConfigOrDie(cp.Config()), Config: cp.Config(),
 		Controllers: mgr, Informers: mgr.Informers(), Runtime: rt, SettleDelay: 10 * time.Millisecond,
-	})
+	}
+	for _, f := range with {
+		f(&opts)
+	}
+	reg, err := registry.New(opts)
 	require.NoError(t, err)
 	regDone := make(chan error, 1)
 	go func() { regDone <- reg.Start(runCtx) }()

@@ -3,13 +3,18 @@
 // they ship (format: engine/modules, docs/modules.md) as controllers of the
 // engine's manager.
 //
-// A change to a module's ConfigMaps is loaded after a short settle delay, one
-// module at a time: assemble the parts, verify the digest, decompress within
-// the size bound, check the manifest against the engine Policy, compile
-// (through the runtime's compilation cache), check the ABI, instantiate once,
-// then start or swap.
+// A change to a module's ConfigMaps is loaded after a short settle delay, up
+// to Options.LoadWorkers modules at a time: assemble the parts, verify the
+// digest, decompress within the size bound, check the manifest against the
+// engine Policy (permissions and limit ceilings), compile (through the
+// runtime's compilation cache), check the ABI, instantiate once, then start
+// or swap.
 //
 // Guarantees:
+//   - A slow or stuck module delays only itself: modules load in parallel
+//     (LoadWorkers), one module never on two workers at once, and an
+//     _initialize that never returns fails that module's load at its init
+//     timeout, naming _initialize and the timeout.
 //   - A broken version never replaces a working one: every failed step leaves
 //     the running version serving, records a Warning LoadFailed event on the
 //     module's part-0 ConfigMap naming the step and the problem, counts

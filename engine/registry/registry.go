@@ -53,6 +53,10 @@ const (
 // together.
 const DefaultSettleDelay = 500 * time.Millisecond
 
+// DefaultLoadWorkers is how many modules load at once unless
+// Options.LoadWorkers says otherwise.
+const DefaultLoadWorkers = 4
+
 // DefaultIncompleteTimeout is how long the registry waits for a set of
 // ConfigMaps with missing parts or parts of two versions to complete before
 // it reports LoadFailed.
@@ -94,11 +98,16 @@ type Options struct {
 	Informers Informers
 	// Runtime compiles and runs the wasm. Required.
 	Runtime *host.Runtime
-	// Policy caps the modules' permissions. Defaults to modules.AllowAll.
+	// Policy caps the modules' permissions and limits. Defaults to
+	// modules.AllowAll.
 	Policy *modules.Policy
 	// MaxWasmBytes bounds the uncompressed wasm. Defaults to
 	// modules.DefaultMaxWasmBytes (64 MiB).
 	MaxWasmBytes int64
+	// LoadWorkers is how many modules load (compile, instantiate, start) at
+	// once, so a slow or stuck module (an _initialize running into its init
+	// timeout) delays only itself. Defaults to DefaultLoadWorkers (4).
+	LoadWorkers int
 	// SettleDelay defers a load after a change. Defaults to
 	// DefaultSettleDelay (500 ms).
 	SettleDelay time.Duration
@@ -158,6 +167,9 @@ func New(opts Options) (*Registry, error) {
 	}
 	if opts.Policy == nil {
 		opts.Policy = modules.AllowAll
+	}
+	if opts.LoadWorkers <= 0 {
+		opts.LoadWorkers = DefaultLoadWorkers
 	}
 	if opts.SettleDelay <= 0 {
 		opts.SettleDelay = DefaultSettleDelay
@@ -222,8 +234,15 @@ func (r *Registry) Start(ctx context.Context) error {
 		<-ctx.Done()
 		r.queue.ShutDown()
 	}()
-	for r.processNext(ctx) {
+	// The work queue never hands one module to two workers at once.
+	var workers sync.WaitGroup
+	for range r.opts.LoadWorkers {
+		workers.Go(func() {
+			for r.processNext(ctx) {
+			}
+		})
 	}
+	workers.Wait()
 	r.closeAll()
 	if r.broadcaster != nil {
 		r.broadcaster.Shutdown() // flushes the events recorded so far
@@ -395,7 +414,7 @@ func (r *Registry) prepare(ctx context.Context, m *modules.Manifest, wasm []byte
 		_ = compiled.Close(ctx)
 		return nil, &loadError{reason: "ABIMismatch", err: fmt.Errorf("manifest says abi %s (%s), the wasm exports %s", m.ABI, m.ABIMarker(), got)}
 	}
-	opts := m.ModuleOptions()
+	opts := r.opts.Policy.Limits.Apply(m.ModuleOptions())
 	opts.Recorder = r.opts.Recorder
 	opts.Client = r.opts.DynamicClient
 	if m.ServiceAccountName != "" {
@@ -477,14 +496,14 @@ func (r *Registry) install(ctx context.Context, e *entry, m *modules.Manifest, v
 		return &loadError{reason: "StartFailed", transient: true, err: err}
 	}
 	defer release()
-	spec := controllerSpec(m, s, scope)
+	spec := controllerSpec(m, r.opts.Policy.Limits, s, scope)
 	if e.slot != nil {
 		if err := r.opts.Controllers.RemoveController(ctx, e.name); err != nil {
 			r.log.Info("Removing the controller of the previous version", "module", e.name, "error", err.Error())
 		}
 		if err := r.opts.Controllers.AddController(ctx, spec); err != nil {
 			// Put the previous version back.
-			prevSpec := controllerSpec(e.manifest, e.slot, scope)
+			prevSpec := controllerSpec(e.manifest, r.opts.Policy.Limits, e.slot, scope)
 			if err2 := r.opts.Controllers.AddController(ctx, prevSpec); err2 != nil {
 				r.log.Error(err2, "Restoring the previous version failed", "module", e.name)
 			}

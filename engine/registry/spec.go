@@ -9,24 +9,21 @@ import (
 	"github.com/wre-dev/wre/engine/manager"
 	"github.com/wre-dev/wre/engine/modules"
 	"github.com/wre-dev/wre/engine/reconcile"
-	"github.com/wre-dev/wre/host"
 )
 
-// controllerSpec is the controller of module m, reconciling through r.
-// namespaced tells whether m.For is namespaced.
-func controllerSpec(m *modules.Manifest, r reconcile.Reconciler, namespaced bool) manager.ControllerSpec {
-	timeout := m.ReconcileTimeout.Duration
-	if timeout <= 0 {
-		timeout = host.DefaultReconcileTimeout
-	}
+// controllerSpec is the controller of module m, reconciling through r, with
+// the concurrency and timeouts m gets under limits. namespaced tells whether
+// m.For is namespaced.
+func controllerSpec(m *modules.Manifest, limits modules.Limits, r reconcile.Reconciler, namespaced bool) manager.ControllerSpec {
+	opts := limits.Apply(m.ModuleOptions())
 	spec := manager.ControllerSpec{
 		Name:                    m.Name,
 		Reconciler:              r,
 		For:                     m.For.GVR(),
-		MaxConcurrentReconciles: max(m.Concurrency, 1),
+		MaxConcurrentReconciles: opts.Concurrency,
 		// The host stops the guest at the module's timeout; the controller's
 		// own timeout also covers creating an instance.
-		ReconcileTimeout: timeout + host.DefaultInitTimeout,
+		ReconcileTimeout: opts.ReconcileTimeout + opts.InitTimeout,
 	}
 	for _, p := range m.Predicates {
 		if p == modules.PredicateGenerationChanged {
@@ -56,7 +53,7 @@ func controllerSpec(m *modules.Manifest, r reconcile.Reconciler, namespaced bool
 }
 
 // sameController reports whether a and b describe the same controller
-// (resources, mappings, predicates, concurrency, timeout), so that a new
+// (resources, mappings, predicates, concurrency, timeouts), so that a new
 // version can be swapped into the running one.
 func sameController(a, b *modules.Manifest) bool {
 	type shape struct {
@@ -66,9 +63,10 @@ func sameController(a, b *modules.Manifest) bool {
 		Predicates []string
 		Workers    int
 		Timeout    any
+		Init       any
 	}
 	of := func(m *modules.Manifest) shape {
-		return shape{m.For, m.Owns, m.Watches, m.Predicates, max(m.Concurrency, 1), m.ReconcileTimeout.Duration}
+		return shape{m.For, m.Owns, m.Watches, m.Predicates, max(m.Concurrency, 1), m.ReconcileTimeout.Duration, m.InitTimeout.Duration}
 	}
 	return reflect.DeepEqual(of(a), of(b))
 }

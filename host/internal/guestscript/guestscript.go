@@ -80,4 +80,6 @@ type Script struct {
 	ReturnPacked uint64 `json:"returnPacked,omitempty"`
 	// Garbage returns a malformed reconcile response.
 	Garbage bool `json:"garbage,omitempty"`
+	// StuckInit makes _initialize spin forever (after reading the config).
+	StuckInit bool `json:"stuckInit,omitempty"`
 }

@@ -77,6 +77,9 @@ func init() {
 	if len(resp.Body) > 0 {
 		configErr = json.Unmarshal(resp.Body, &script)
 	}
+	for script.StuckInit {
+		sink++
+	}
 }
 
 //go:wasmexport wre_reconcile
