@@ -14,12 +14,22 @@
 //     (then the reconcile still ends at its timeout, the guest is aborted at
 //     its next host call, and an instance still running is abandoned and
 //     counted by Runtime.Runaways until it returns).
+//   - Guest log output (wre.log and stdout/stderr lines together) is bounded
+//     per reconcile, and per _initialize, by ModuleOptions.MaxLogLines and
+//     MaxLogBytes: the excess is dropped, one line starting with
+//     LogDroppedMarker reports its count when the call ends, and
+//     wre_module_log_dropped_lines_total and _bytes_total count it.
+//   - An _initialize that does not return within ModuleOptions.InitTimeout
+//     fails with an error naming _initialize and the timeout.
 //   - No host call is served after its reconcile's context ended: the guest
 //     is aborted at that call with the timeout (or cancellation) error.
 //   - Isolation of failures: a trap, panic, timeout, exhausted memory or ABI
 //     violation fails only that reconcile with an error naming the reason (the
 //     engine's backoff applies), discards the instance, counts
-//     wre_guest_traps_total and records a Warning event on the object.
+//     wre_guest_traps_total and records a Warning event on the object. The
+//     reason comes from the failing call's own state only: what an earlier
+//     reconcile of the instance did (a refused grow it survived, a panic line
+//     it printed) does not label it.
 //   - Host calls never panic the host on guest input: bad pointers and lengths,
 //     oversized or malformed messages and unknown ops become error statuses.
 //   - Every host call is checked against the module's Permissions, cache reads

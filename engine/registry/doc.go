@@ -20,7 +20,7 @@
 //     module's part-0 ConfigMap naming the step and the problem, counts
 //     wre_module_loads_total{result="error"} and shows in /modules.
 //   - A new version with the same controller shape (resources, mappings,
-//     predicates, concurrency, timeout) is swapped into the running
+//     predicates, concurrency, timeouts) is swapped into the running
 //     controller: its work queue and informers survive, reconciles in flight
 //     finish on the old version, and the old version is closed once they
 //     have. The controller never runs a key on two workers, so no object is
