@@ -15,6 +15,7 @@ import (
 	"github.com/wre-dev/wre/engine/health"
 	"github.com/wre-dev/wre/engine/manager"
 	"github.com/wre-dev/wre/engine/modules"
+	"github.com/wre-dev/wre/engine/modulestatus"
 	"github.com/wre-dev/wre/engine/registry"
 	"github.com/wre-dev/wre/host"
 )
@@ -52,7 +53,8 @@ func init() {
 }
 
 // setupModules starts the module registry beside the manager, in background
-// until ctx is done, and serves /modules next to /metrics.
+// until ctx is done, serves /modules next to /metrics, and publishes the same
+// state as WreModule objects (kubectl get wremodules).
 func setupModules(ctx context.Context, mgr *manager.Manager, background *sync.WaitGroup) error {
 	if moduleFlags.namespace == "" {
 		return nil
@@ -106,6 +108,15 @@ func setupModules(ctx context.Context, mgr *manager.Manager, background *sync.Wa
 		_ = rt.Close(ctx)
 		return fmt.Errorf("module registry: %w", err)
 	}
+	publisher, err := modulestatus.New(modulestatus.Options{
+		Namespace: moduleFlags.namespace, Client: dyn, Source: reg, Leading: mgr.Leading,
+		Identity: mgr.Identity(), Logger: log,
+	})
+	if err != nil {
+		_ = rt.Close(ctx)
+		return fmt.Errorf("module registry: %w", err)
+	}
+	background.Go(func() { publisher.Run(ctx) })
 	background.Go(func() {
 		if err := reg.Start(ctx); err != nil {
 			log.Error(err, "Module registry stopped")

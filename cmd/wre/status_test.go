@@ -44,7 +44,7 @@ func TestStatusOfASecuredEngine(t *testing.T) {
 	url := "https://localhost:" + strings.Split(addr, ":")[1]
 	code, out, errOut := wre(t, "status", "--url", url, "--kubeconfig", cp.KubeconfigPath(), "--certificate-authority", filepath.Join(certDir, "tls.crt"))
 	require.Equal(t, exitOK, code, errOut)
-	assert.Regexp(t, `^NAME\s+STATE`, out)
+	assert.Regexp(t, `^NAME\s+PHASE`, out)
 
 	for _, tc := range []struct {
 		name   string

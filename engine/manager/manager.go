@@ -269,6 +269,16 @@ func (m *Manager) Leading() bool {
 	return m.leadCtx != nil && m.leadCtx.Err() == nil
 }
 
+// Identity names this replica: its leader-election identity, or the host name
+// when leader election is disabled.
+func (m *Manager) Identity() string {
+	if m.elector != nil {
+		return m.elector.Identity()
+	}
+	name, _ := os.Hostname()
+	return name
+}
+
 // Start connects to the API server, serves the probes and metrics, wires the
 // controllers, campaigns for the lease (if enabled) and runs workers while
 // leading. It blocks until ctx is cancelled (graceful shutdown, returns nil) or

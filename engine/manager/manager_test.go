@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,6 +212,9 @@ func TestControllerLifecycle(t *testing.T) {
 		}
 		var reconciledByB atomic.Int32
 		a := newManager(t, le("a"))
+		assert.Equal(t, "a", a.Identity(), "the identity is the lease holder's")
+		host, _ := os.Hostname()
+		assert.Equal(t, host, newManager(t, nil).Identity(), "without election: the host name")
 		widgets(t, a, "statussync", nil)
 		b := newManager(t, le("b"))
 		widgets(t, b, "statussync", func(next reconcile.Reconciler) reconcile.Reconciler {

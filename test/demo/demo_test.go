@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/wre-dev/wre/engine/modulestatus"
 	"github.com/wre-dev/wre/test/controlplane"
 	"github.com/wre-dev/wre/test/enginetest"
 )
@@ -48,6 +49,7 @@ func TestDemo(t *testing.T) {
 		t.Run("status-sync follows spec changes", func(t *testing.T) { statusSyncFollows(ctx, t, r.dyn) })
 		t.Run("configmap-replicator syncs and cleans up", func(t *testing.T) { replicatorSyncsAndCleansUp(ctx, t, r.kube) })
 		t.Run("app-operator status and garbage collection", func(t *testing.T) { appOperatorStatusAndGC(ctx, t, r.kube, r.dyn) })
+		t.Run("kubectl get wremodules", func(t *testing.T) { wreModulesReady(ctx, t, r.dyn) })
 		cancel() // what Ctrl-C does
 		return nil
 	}})
@@ -55,7 +57,7 @@ func TestDemo(t *testing.T) {
 	require.NotNil(t, got, "the demo came up")
 
 	text := out.String()
-	status := regexp.MustCompile(`(?m)^(status-sync|configmap-replicator|app-operator)\s+Loaded\s+\S+\s+\S+\s+\d+\s+\d+\s+(\d+)\s`).FindAllStringSubmatch(text, -1)
+	status := regexp.MustCompile(`(?m)^(status-sync|configmap-replicator|app-operator)\s+Ready\s+\S+\s+\S+\s+\d+\s+\d+\s+(\d+)\s`).FindAllStringSubmatch(text, -1)
 	require.Len(t, status, 3, "the first wre status shows the three modules loaded:\n%s", text)
 	for _, m := range status {
 		assert.Equal(t, "0", m[2], "%s: the first status shows no errors", m[1])
@@ -68,6 +70,24 @@ func TestDemo(t *testing.T) {
 	assert.Contains(t, controlplane.Tail(got.engineLog, 200), "Manager stopped", "the engine log is kept, to the end")
 	_, err = net.DialTimeout("tcp", strings.TrimPrefix(got.cp.Server(), "https://"), time.Second)
 	assert.Error(t, err, "the API server was stopped")
+}
+
+// wreModulesReady: the engine publishes a Ready WreModule per module, with
+// the digest and ABI it runs.
+func wreModulesReady(ctx context.Context, t *testing.T, dyn dynamic.Interface) {
+	res := dyn.Resource(modulestatus.GVR).Namespace(moduleNamespace)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for _, m := range []string{"status-sync", "configmap-replicator", "app-operator"} {
+			obj, err := res.Get(ctx, m, metav1.GetOptions{})
+			if !assert.NoError(c, err, m) {
+				continue
+			}
+			st, _, _ := unstructured.NestedMap(obj.Object, "status")
+			assert.Equal(c, "Ready", st["phase"], m)
+			assert.Equal(c, "v2", st["abi"], m)
+			assert.Regexp(c, `^sha256:[0-9a-f]{12}$`, st["version"], m)
+		}
+	}, time.Minute, 200*time.Millisecond)
 }
 
 // scrapeTo writes the exposition at url to path.

@@ -37,6 +37,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
+	"github.com/wre-dev/wre/engine/modulestatus"
 	"github.com/wre-dev/wre/test/controlplane"
 )
 
@@ -171,8 +172,8 @@ func run(ctx context.Context, opts options) error {
 	kube := kubernetes.NewForConfigOrDie(cfg)
 	dyn := dynamic.NewForConfigOrDie(cfg)
 
-	step("installing the example CRDs and the %s namespace", moduleNamespace)
-	for _, crd := range []string{"modules/status-sync/crd.yaml", "modules/app-operator/crd.yaml"} {
+	step("installing the CRDs (WreModule and the examples') and the %s namespace", moduleNamespace)
+	for _, crd := range []string{"deploy/base/wremodule-crd.yaml", "modules/status-sync/crd.yaml", "modules/app-operator/crd.yaml"} {
 		if err := applyFile(ctx, dyn, filepath.Join(root, crd)); err != nil {
 			return err
 		}
@@ -252,6 +253,7 @@ Everything above was reconciled by wasm modules loaded from ConfigMaps (up after
 What to try next, in another terminal in this checkout (kubectl: any recent release):
   export KUBECONFIG=%[4]s
   make install && wre status --url http://%[2]s
+  kubectl -n wre-system get wremodules -o wide                                # the same, as the engine publishes it
   curl -s http://%[2]s/metrics | grep '^controller_runtime_reconcile_total'
   kubectl -n demo patch widget widget-1 --type merge -p '{"spec":{"desired":"purple"}}'
   kubectl -n demo get widget widget-1 -o jsonpath='{.status.current}{"\n"}'   # status-sync made it purple
@@ -373,7 +375,7 @@ func applyFile(ctx context.Context, dyn dynamic.Interface, path string) error {
 
 // waitServed waits until the API server serves the demo's custom resources.
 func waitServed(ctx context.Context, dyn dynamic.Interface) error {
-	for _, gvr := range []schema.GroupVersionResource{widgets, apps} {
+	for _, gvr := range []schema.GroupVersionResource{widgets, apps, modulestatus.GVR} {
 		for {
 			if _, err := dyn.Resource(gvr).Namespace("default").List(ctx, metav1.ListOptions{Limit: 1}); err == nil {
 				break

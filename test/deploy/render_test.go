@@ -64,6 +64,15 @@ func TestRenderAll(t *testing.T) {
 			}
 		})
 	}
+	t.Run("deploy installs the WreModule CRD", func(t *testing.T) {
+		// kubectl get wremodules (deploy/base/wremodule-crd.yaml): every
+		// kustomization that installs the engine installs its status resource.
+		for _, dir := range Kustomizations {
+			if slices.Contains(kinds(render(t, dir)), "Deployment/wre") {
+				assert.Contains(t, kinds(render(t, dir)), "CustomResourceDefinition/wremodules.wre.dev", dir)
+			}
+		}
+	})
 	for _, c := range []string{"deploy/components/cert-manager", "deploy/components/network-policy"} {
 		t.Run("base with "+c, func(t *testing.T) {
 			objs := render(t, "deploy/base", c)

@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/wre-dev/wre/engine/modulestatus"
 	"github.com/wre-dev/wre/engine/registry"
 	"github.com/wre-dev/wre/test/controlplane"
 	"github.com/wre-dev/wre/test/deploy"
@@ -279,6 +280,11 @@ func TestEngineRunsAsItsServiceAccount(t *testing.T) {
 	loaded := waitLoaded(t, e, deploy.ExampleModules)
 	for _, m := range deploy.ExampleModules {
 		t.Logf("time to Loaded: %-21s %s after the engine started", m, loaded[m].Round(time.Millisecond))
+	}
+	// kubectl get wremodules: the engine, with the deployed RBAC, publishes
+	// what /modules reports.
+	for _, m := range deploy.ExampleModules {
+		waitWreModule(t, m, modulestatus.PhaseReady, e.moduleDigest(t, m))
 	}
 
 	reconciled := reconcileSamples(t)
@@ -615,6 +621,10 @@ func checkLoadFailure(t *testing.T, e *engine, prom string) {
 	st, err := e.modules(ctx)
 	require.NoError(t, err)
 	t.Logf("refused: %s", st["status-sync"].LastError)
+	// The WreModule says the old version still serves and why the new one
+	// does not.
+	wm := waitWreModule(t, "status-sync", modulestatus.PhaseDegraded, running)
+	assert.Equal(t, st["status-sync"].LastError, wm["lastError"])
 	_, m := e.scrape(t)
 	v, _ := m.sum("wre_module_loads_total", map[string]string{"module": "status-sync", "result": "error"})
 	assert.Equal(t, 1.0, v)
@@ -648,6 +658,35 @@ func checkLoadFailure(t *testing.T, e *engine, prom string) {
 		return err
 	})
 	checkAlertRules(t, prom, map[string]string{"WreModuleLoadFailed": "status-sync"})
+}
+
+// moduleDigest returns the digest /modules reports for module.
+func (e *engine) moduleDigest(t *testing.T, module string) string {
+	t.Helper()
+	st, err := e.modules(t.Context())
+	require.NoError(t, err)
+	require.NotEmpty(t, st[module].Digest, module)
+	return st[module].Digest
+}
+
+// waitWreModule waits until the WreModule of module has phase and digest, and
+// returns its status.
+func waitWreModule(t *testing.T, module, phase, digest string) map[string]any {
+	t.Helper()
+	res := dynamic.NewForConfigOrDie(cp.Config()).Resource(modulestatus.GVR).Namespace(engineNamespace)
+	var status map[string]any
+	eventually(t, 60*time.Second, func() error {
+		obj, err := res.Get(t.Context(), module, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		status, _, _ = unstructured.NestedMap(obj.Object, "status")
+		if status["phase"] != phase || status["digest"] != digest {
+			return fmt.Errorf("WreModule %s status %v, want phase %s and digest %s", module, status, phase, digest)
+		}
+		return nil
+	})
+	return status
 }
 
 func tail(s string, n int) string {
