@@ -232,7 +232,7 @@ func run(ctx context.Context, opts options) error {
 	if err := createSamples(ctx, kube, dyn); err != nil {
 		return err
 	}
-	step("waiting for the modules to reconcile them (the first load compiles ~20 MB of wasm per module)")
+	step("waiting for the modules to reconcile them (the first load compiles ~3 MB of wasm per module)")
 	waitCtx, cancel := context.WithTimeout(ctx, opts.reconcileTimeout)
 	defer cancel()
 	if err := waitReconciled(waitCtx, out, kube, dyn); err != nil {
