@@ -102,6 +102,7 @@ func reconcileV2(ctx context.Context, m *Module, inst *instance, req reconcile.R
 			}
 			object, found = inst.obj.Bytes(), true
 		}
+		m.recordRead(stateOf(ctx).reads, m.opts.Primary, p, req.Namespace, req.Name, false, obj, err)
 	}
 	b.Reset(abi.ReconcileSlots)
 	b.SetString(abi.ReconcileSlotNamespace, req.Namespace)

@@ -58,6 +58,7 @@ func (rt *Runtime) observeCall(st *callState, op abi.Op, status abi.Status, star
 	opName := op.String()
 	rt.opts.Metrics.HostCallDuration.WithLabelValues(st.m.opts.Name, opName).Observe(time.Since(start).Seconds())
 	rt.opts.Metrics.HostCalls.WithLabelValues(st.m.opts.Name, opName, strconv.Itoa(int(status.Code))).Inc()
+	st.reads.recordCall(op, status)
 	if !status.OK() {
 		st.logger().V(1).Info("host call failed", "op", opName, "code", status.Code, "reason", status.Reason, "message", status.Message)
 	}
@@ -198,6 +199,7 @@ func (c *call) run(ctx context.Context) (abi.Response, error) {
 	switch c.op {
 	case abi.OpGet:
 		obj, err := c.get(ctx, req.Name)
+		c.m.recordRead(c.st.reads, c.gvr, c.proj, c.req.Namespace, c.req.Name, c.req.Live, obj, err)
 		return c.object(http.StatusOK, obj, err)
 	case abi.OpList:
 		return c.list(ctx)
@@ -331,7 +333,9 @@ func (c *call) list(ctx context.Context) (abi.Response, error) {
 		if objs, resp.Continue, err = r.List(c.req.Namespace, opts); err != nil {
 			return abi.Response{}, err
 		}
+		c.st.reads.recordList(c.gvr, c.proj, c.req.Namespace, opts, objs)
 	} else {
+		c.st.reads.recordEffect("live list of " + c.gvr.Resource)
 		ul, err := c.client().List(ctx, opts)
 		if err != nil {
 			return abi.Response{}, err

@@ -36,6 +36,13 @@
 //     included; Secrets need a grant that names them.
 //   - Instances are created lazily up to the module's concurrency and replaced
 //     after a trap, after MaxReconcilesPerInstance reconciles and after idling.
+//   - Module.ReconcileReads returns the read set of a reconcile: the primary
+//     object and every get and list, each fingerprinted as the guest
+//     received it (ABI v2: a hash of the projected fields, resourceVersion
+//     aside; whole objects: the resourceVersion). A write, an event, a live
+//     or paged read or a failed call makes it not Reusable. Module.Changed
+//     recomputes every fingerprint from the cache with the same encoder and
+//     returns "" only when none changed.
 //   - Close methods are idempotent and close everything their value created.
 //
 // host/wasmtest runs a built module through this host against fixture objects.

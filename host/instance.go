@@ -56,6 +56,7 @@ type callState struct {
 	ns, name    string
 	id          string // the reconcile ID; "" during _initialize
 	log         *logr.Logger
+	reads       *ReadSet // recorded by ReconcileReads; nil otherwise
 }
 
 // logger returns the module's logger tagged with the reconcile ID and

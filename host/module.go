@@ -199,6 +199,12 @@ func (m *Module) Name() string { return m.opts.Name }
 // instance is discarded, wre_guest_traps_total counts the reason and a Warning
 // event is recorded on the object.
 func (m *Module) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	return m.reconcile(ctx, req, nil)
+}
+
+// reconcile is Reconcile, recording the reads and effects of the reconcile
+// in rs unless it is nil.
+func (m *Module) reconcile(ctx context.Context, req reconcile.Request, rs *ReadSet) (reconcile.Result, error) {
 	inst, err := m.acquire(ctx)
 	if err != nil {
 		var ie *initError
@@ -212,7 +218,8 @@ func (m *Module) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	ctx, cancel := context.WithTimeout(ctx, m.opts.ReconcileTimeout)
 	defer cancel()
 	id := string(uuid.NewUUID())
-	st := &callState{m: m, reconciling: true, ns: req.Namespace, name: req.Name, id: id}
+	st := &callState{m: m, reconciling: true, ns: req.Namespace, name: req.Name, id: id, reads: rs}
+	m.recordPrimary(rs, req)
 	ctx = context.WithValue(ctx, callKey{}, st)
 	st.inst = inst
 	inst.beginReconcile(id)

@@ -172,22 +172,28 @@ func (p *projection) check(rec flat.Record) error {
 
 // encode appends the record of obj to b (reset to the projection's slots).
 func (p *projection) encode(b *flat.Builder, obj runtime.Object) error {
+	return p.encodeSkipping(b, obj, -1)
+}
+
+// encodeSkipping is encode leaving slot skip unset (-1: none).
+func (p *projection) encodeSkipping(b *flat.Builder, obj runtime.Object, skip int) error {
 	if u, ok := obj.(*unstructured.Unstructured); ok {
-		return p.encodeMap(b, u.Object)
+		return p.encodeMap(b, u.Object, skip)
 	}
 	acc, err := p.accessorsOf(reflect.TypeOf(obj))
 	if err != nil {
 		return err
 	}
-	return p.encodeTyped(b, acc, reflect.ValueOf(obj))
+	return p.encodeTyped(b, acc, reflect.ValueOf(obj), skip)
 }
 
-// encodeMap writes the record of the JSON object obj into b.
-func (p *projection) encodeMap(b *flat.Builder, obj map[string]any) error {
+// encodeMap writes the record of the JSON object obj into b, but for slot
+// skip.
+func (p *projection) encodeMap(b *flat.Builder, obj map[string]any, skip int) error {
 	b.Reset(len(p.fields))
 	for i, f := range p.fields {
 		v, found := lookup(obj, f.path)
-		if !found || v == nil {
+		if !found || v == nil || i == skip {
 			continue // an absent field is the zero value (a Bool: not set)
 		}
 		if err := setUnstructured(b, i, f, v); err != nil {
@@ -198,12 +204,12 @@ func (p *projection) encodeMap(b *flat.Builder, obj map[string]any) error {
 }
 
 // encodeTyped writes the record of the Go value root, reached through acc,
-// into b.
-func (p *projection) encodeTyped(b *flat.Builder, acc *typedAccessors, root reflect.Value) error {
+// into b, but for slot skip.
+func (p *projection) encodeTyped(b *flat.Builder, acc *typedAccessors, root reflect.Value, skip int) error {
 	b.Reset(len(p.fields))
 	for i, f := range p.fields {
 		v, ok := acc.fields[i].get(root)
-		if !ok {
+		if !ok || i == skip {
 			continue
 		}
 		if err := setTyped(b, i, f, v); err != nil {
@@ -293,7 +299,7 @@ func setUnstructured(b *flat.Builder, i int, f projectedField, v any) error {
 				err = cmp.Or(err, mismatch(f, list[j]))
 				return
 			}
-			err = cmp.Or(err, f.elem.encodeMap(e, m))
+			err = cmp.Or(err, f.elem.encodeMap(e, m, -1))
 		})
 		return err
 	default: // flat.Bytes: the subtree as JSON
@@ -476,7 +482,7 @@ func setTyped(b *flat.Builder, i int, f projectedField, v reflect.Value) error {
 			return err
 		}
 		b.SetRecords(i, v.Len(), func(j int, e *flat.Builder) {
-			err = cmp.Or(err, f.elem.encodeTyped(e, acc, v.Index(j)))
+			err = cmp.Or(err, f.elem.encodeTyped(e, acc, v.Index(j), -1))
 		})
 		return err
 	default: // flat.Bytes

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -16,6 +18,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/wre-dev/wre/engine/modules"
+	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/host/wasmtest"
 )
 
@@ -57,6 +60,49 @@ func TestStatusSyncWasm(t *testing.T) {
 	current, _, _ := unstructured.NestedString(got.Object, "status", "current")
 	require.Equal(t, "blue", current)
 	require.Len(t, h.Events(), 1)
+}
+
+// TestStatusSyncMemoizes checks that status-sync keeps its memoize: true
+// contract: the reconcile that syncs writes (never a basis for a skip), the
+// next one of the in-sync Widget only reads it, and only a change to a field
+// it reads would run it again.
+func TestStatusSyncMemoizes(t *testing.T) {
+	raw, err := os.ReadFile("status-sync/module.yaml")
+	require.NoError(t, err)
+	m, err := modules.ParseManifest(raw)
+	require.NoError(t, err)
+	require.True(t, m.Memoize)
+
+	widgets := schema.GroupVersionResource{Group: "demo.wre.dev", Version: "v1", Resource: "widgets"}
+	h := run(t, "status-sync", wasmtest.Options{
+		ListKinds: map[schema.GroupVersionResource]string{widgets: "WidgetList"},
+		Objects: []runtime.Object{
+			object("demo.wre.dev/v1", "Widget", "demo", "w", map[string]any{"spec": map[string]any{"desired": "blue"}}),
+		},
+		Cached: []schema.GroupVersionResource{widgets},
+	})
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "demo", Name: "w"}}
+	_, rs, err := h.Module.ReconcileReads(t.Context(), req)
+	require.NoError(t, err)
+	assert.False(t, rs.Reusable(), "the syncing reconcile wrote")
+	_, rs, err = h.Module.ReconcileReads(t.Context(), req)
+	require.NoError(t, err)
+	require.True(t, rs.Reusable(), rs.Effect())
+	assert.Empty(t, h.Module.Changed(rs))
+
+	change := func(f func(w *unstructured.Unstructured)) {
+		w, err := h.Get(t.Context(), widgets, "demo", "w")
+		require.NoError(t, err)
+		f(w)
+		_, err = h.Client.Resource(widgets).Namespace("demo").Update(t.Context(), w, metav1.UpdateOptions{})
+		require.NoError(t, err)
+	}
+	change(func(w *unstructured.Unstructured) { w.SetLabels(map[string]string{"team": "a"}) })
+	assert.Empty(t, h.Module.Changed(rs), "labels are not read")
+	change(func(w *unstructured.Unstructured) {
+		_ = unstructured.SetNestedField(w.Object, "red", "spec", "desired")
+	})
+	assert.Equal(t, "get widgets.demo.wre.dev demo/w: changed", h.Module.Changed(rs))
 }
 
 func TestConfigMapReplicatorWasm(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wre-dev/wre/engine/health"
 	"github.com/wre-dev/wre/engine/manager"
+	"github.com/wre-dev/wre/engine/memo"
 	"github.com/wre-dev/wre/engine/modules"
 	"github.com/wre-dev/wre/engine/modulestatus"
 	"github.com/wre-dev/wre/engine/registry"
@@ -28,6 +29,7 @@ var moduleFlags struct {
 	maxBytes  int64
 	trusted   bool
 	limits    modules.Limits // ceilings; zero fields are modules.DefaultLimits'
+	memoSize  int
 }
 
 func init() {
@@ -46,6 +48,7 @@ func init() {
 			fs.DurationVar(&l.InitTimeout, modules.FlagMaxInitTimeout, d.InitTimeout, "ceiling of a module's initTimeout (starting an instance, _initialize included)")
 			fs.IntVar(&l.LogLines, modules.FlagMaxLogLines, d.LogLines, "ceiling of a module's maxLogLines (guest log lines per reconcile)")
 			fs.Var(bytesFlag{&l.LogBytes}, modules.FlagMaxLogBytes, "ceiling of a module's maxLogBytes (guest log bytes per reconcile)")
+			fs.IntVar(&moduleFlags.memoSize, "memo-entries", memo.DefaultSize, "read sets each module with memoize: true keeps to skip unchanged reconciles; the least recently used are evicted (see docs/operations.md)")
 			fs.BoolVar(&moduleFlags.trusted, "trusted-guests", false, "run modules without loop checks: Go guests use 3-4x less CPU, but a timeout no longer stops one that loops without calling the host (see docs/operations.md); only for modules you trust")
 		},
 		setup: setupModules,
@@ -99,7 +102,7 @@ func setupModules(ctx context.Context, mgr *manager.Manager, background *sync.Wa
 	reg, err := registry.New(registry.Options{
 		Namespace: moduleFlags.namespace, Client: client, DynamicClient: dyn, Config: mgr.Config(),
 		Controllers: mgr, Informers: mgr.Informers(), Runtime: rt, Policy: &policy,
-		MaxWasmBytes: moduleFlags.maxBytes, Metrics: regMetrics, Logger: log,
+		MaxWasmBytes: moduleFlags.maxBytes, MemoSize: moduleFlags.memoSize, Metrics: regMetrics, Logger: log,
 	})
 	if err == nil {
 		err = mgr.HandleMetricsPath("/modules", reg.Handler())

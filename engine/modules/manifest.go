@@ -100,6 +100,11 @@ type Manifest struct {
 	// Predicates filter the update events of For and Owns, by name
 	// ("GenerationChanged").
 	Predicates []string `json:"predicates,omitempty"`
+	// Memoize declares that the module's outcome depends only on what it
+	// reads through the ABI and its config, so the engine may skip a
+	// reconcile whose reads are all unchanged since a reconcile that changed
+	// nothing (docs/modules.md "Memoization"). Defaults to false.
+	Memoize bool `json:"memoize,omitempty"`
 	// Digest is "sha256:<hex>" of the uncompressed wasm. Package sets it;
 	// Assemble refuses wasm that does not match it.
 	Digest string `json:"digest,omitempty"`

@@ -32,6 +32,7 @@ memoryLimit: 32Mi
 config: {color: blue}
 serviceAccountName: wre-module-demo
 predicates: [GenerationChanged]
+memoize: true
 `
 
 func TestParseManifestValid(t *testing.T) {
@@ -41,6 +42,7 @@ func TestParseManifestValid(t *testing.T) {
 	assert.Equal(t, "wre_abi_v1", m.ABIMarker())
 	assert.Equal(t, "demo.wre.dev/v1, Resource=widgets", m.For.GVR().String())
 	assert.Equal(t, "Widget", m.For.GVK().Kind)
+	assert.True(t, m.Memoize)
 	o := m.ModuleOptions()
 	assert.Equal(t, 3, o.Concurrency)
 	assert.Equal(t, 7*time.Second, o.ReconcileTimeout)
@@ -93,6 +95,7 @@ func TestParseManifestInvalid(t *testing.T) {
 		{"service account", "serviceAccountName: wre-module-demo", "serviceAccountName: Bad_SA", []string{"serviceAccountName: Invalid value"}},
 		{"predicate", "predicates: [GenerationChanged]", "predicates: [Always]", []string{`predicates[0]: Unsupported value: "Always"`}},
 		{"digest", "predicates:", "digest: md5:abc\npredicates:", []string{`digest: Invalid value: "md5:abc"`}},
+		{"memoize", "memoize: true", "memoize: sometimes", []string{"decode manifest", "memoize"}},
 		{"unknown field", "concurrency: 3", "concurrency: 3\nreplicas: 2", []string{`unknown field "replicas"`}},
 		{"not yaml", valid, "{", []string{"decode manifest"}},
 	}

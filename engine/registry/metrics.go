@@ -2,6 +2,8 @@ package registry
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wre-dev/wre/engine/memo"
 )
 
 // Values of the result label of wre_module_loads_total.
@@ -19,6 +21,8 @@ type Metrics struct {
 	// LoadSeconds observes successful loads, from the ConfigMaps to the
 	// version serving reconciles.
 	LoadSeconds prometheus.Histogram
+	// Memo receives the memoized modules' skips and read sets.
+	Memo *memo.Metrics
 }
 
 // NewMetrics creates the registry metrics and registers them with reg (for
@@ -47,6 +51,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			}
 		}
 	}
+	var err error
+	if m.Memo, err = memo.NewMetrics(reg); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -63,6 +71,7 @@ func (m *Metrics) initModule(name string) {
 func (m *Metrics) removeModule(name string) {
 	m.Info.DeletePartialMatch(prometheus.Labels{"module": name})
 	m.Loads.DeletePartialMatch(prometheus.Labels{"module": name})
+	m.Memo.RemoveModule(name)
 }
 
 // running records that name runs digest with abi, replacing earlier versions.

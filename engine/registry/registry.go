@@ -120,6 +120,9 @@ type Options struct {
 	// Recorder records Loaded and LoadFailed on the module ConfigMaps and the
 	// modules' own events. Defaults to one that writes Events through Client.
 	Recorder record.EventRecorder
+	// MemoSize bounds the read sets each memoized module holds. Defaults to
+	// memo.DefaultSize.
+	MemoSize int
 	// Logger defaults to logr.Discard().
 	Logger logr.Logger
 	// Clock measures load times. Defaults to the real clock.
@@ -436,7 +439,7 @@ func (r *Registry) prepare(ctx context.Context, m *modules.Manifest, wasm []byte
 		_ = compiled.Close(ctx)
 		return nil, &loadError{reason: "InstantiateFailed", err: err}
 	}
-	return &version{digest: m.Digest, abi: m.ABI, compiled: compiled, module: mod}, nil
+	return r.newVersion(m, compiled, mod), nil
 }
 
 // impersonating returns a client acting as the ServiceAccount sa of the

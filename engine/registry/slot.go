@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/wre-dev/wre/engine/memo"
+	"github.com/wre-dev/wre/engine/modules"
 	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/host"
 )
@@ -16,13 +18,31 @@ type version struct {
 	abi      string
 	compiled *host.CompiledModule
 	module   *host.Module
-	inflight sync.WaitGroup
+	// reconciler is module, or memo over it when the manifest asks for
+	// memoization: a new version (or config) starts with no read sets.
+	reconciler reconcile.Reconciler
+	memo       *memo.Reconciler // nil unless memoized
+	inflight   sync.WaitGroup
+}
+
+// newVersion returns the version of manifest m running mod.
+func (r *Registry) newVersion(m *modules.Manifest, compiled *host.CompiledModule, mod *host.Module) *version {
+	v := &version{digest: m.Digest, abi: m.ABI, compiled: compiled, module: mod, reconciler: mod}
+	if m.Memoize {
+		// New fails only without a module name, which a valid manifest has.
+		v.memo, _ = memo.New(mod, memo.Options{Module: m.Name, Size: r.opts.MemoSize, Metrics: r.opts.Metrics.Memo})
+		v.reconciler = v.memo
+	}
+	return v
 }
 
 // close waits for the reconciles running on v, then closes its module and
-// compiled code.
+// compiled code and drops its read sets.
 func (v *version) close(ctx context.Context) {
 	v.inflight.Wait()
+	if v.memo != nil {
+		v.memo.Close()
+	}
 	_ = v.module.Close(ctx)
 	_ = v.compiled.Close(ctx)
 }
@@ -52,7 +72,7 @@ func (s *slot) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.
 	v.inflight.Add(1) // under the lock: swap cannot miss it
 	s.mu.RUnlock()
 	defer v.inflight.Done()
-	res, err := v.module.Reconcile(ctx, req)
+	res, err := v.reconciler.Reconcile(ctx, req)
 	s.reconciles.Add(1)
 	if err != nil {
 		s.errors.Add(1)

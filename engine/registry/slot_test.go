@@ -36,7 +36,7 @@ func newVersion(t *testing.T, rt *host.Runtime, digest, config string, release <
 		Primary:     schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, PrimaryKind: "ConfigMap",
 	})
 	require.NoError(t, err)
-	return &version{digest: digest, compiled: compiled, module: mod}
+	return &version{digest: digest, compiled: compiled, module: mod, reconciler: mod}
 }
 
 // TestSwapLetsInFlightReconcilesFinish: a reconcile running on the old

@@ -31,6 +31,10 @@ type Status struct {
 	// across versions; ReconcileErrors those that failed.
 	Reconciles      int64 `json:"reconciles"`
 	ReconcileErrors int64 `json:"reconcileErrors"`
+	// Skipped counts the reconciles of the running version that memoization
+	// skipped without entering the guest (manifest memoize: true); they are
+	// part of Reconciles.
+	Skipped int64 `json:"skipped,omitempty"`
 }
 
 // Statuses returns the state of every module, sorted by name.
@@ -46,6 +50,9 @@ func (r *Registry) Statuses() []Status {
 			s.Digest, s.ABI, s.LoadedAt = v.digest, v.abi, &loaded
 			s.Instances = v.module.Instances()
 			s.Reconciles, s.ReconcileErrors = e.slot.reconciles.Load(), e.slot.errors.Load()
+			if v.memo != nil {
+				s.Skipped = v.memo.Skipped()
+			}
 		}
 		out = append(out, s)
 	}
