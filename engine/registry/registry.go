@@ -587,7 +587,7 @@ func (r *Registry) closeAll() {
 	var vs []*version
 	for _, e := range r.modules {
 		if e.slot != nil {
-			vs = append(vs, e.slot.version())
+			vs = append(vs, e.slot.stop())
 		}
 	}
 	r.mu.Unlock()

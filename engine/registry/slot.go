@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -56,6 +57,7 @@ func (v *version) close(ctx context.Context) {
 type slot struct {
 	mu      sync.RWMutex
 	current *version
+	stopped bool // the engine is shutting down: current is being closed
 
 	reconciles atomic.Int64
 	errors     atomic.Int64
@@ -68,8 +70,12 @@ func newSlot(v *version) *slot { return &slot{current: v} }
 // Reconcile runs req on the current version.
 func (s *slot) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	s.mu.RLock()
+	if s.stopped {
+		s.mu.RUnlock()
+		return reconcile.Result{}, errStopped
+	}
 	v := s.current
-	v.inflight.Add(1) // under the lock: swap cannot miss it
+	v.inflight.Add(1) // under the lock: swap and stop cannot miss it
 	s.mu.RUnlock()
 	defer v.inflight.Done()
 	res, err := v.reconciler.Reconcile(ctx, req)
@@ -88,6 +94,19 @@ func (s *slot) swap(next *version) *version {
 	prev := s.current
 	s.current = next
 	return prev
+}
+
+// errStopped fails the reconciles that reach a slot after stop.
+var errStopped = errors.New("module registry stopped")
+
+// stop makes every later Reconcile fail with errStopped and returns the
+// current version, which the caller closes: no reconcile can begin on it
+// while its close waits for those in flight.
+func (s *slot) stop() *version {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	return s.current
 }
 
 // version returns the current version.

@@ -80,3 +80,21 @@ func TestSwapLetsInFlightReconcilesFinish(t *testing.T) {
 	assert.Zero(t, s.errors.Load())
 	assert.Same(t, v2, s.version())
 }
+
+// TestStopRefusesNewReconciles: after stop (engine shutdown), a reconcile
+// cannot begin on the version being closed.
+func TestStopRefusesNewReconciles(t *testing.T) {
+	rt, err := host.NewRuntime(t.Context(), host.RuntimeOptions{CacheDir: wasmtest.DefaultCacheDir()})
+	require.NoError(t, err)
+	defer rt.Close(context.Background())
+	v := newVersion(t, rt, "v1", `{"steps":[]}`, nil)
+	s := newSlot(v)
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "a"}}
+	_, err = s.Reconcile(t.Context(), req)
+	require.NoError(t, err)
+	assert.Same(t, v, s.stop())
+	v.close(context.Background())
+	_, err = s.Reconcile(t.Context(), req)
+	assert.ErrorIs(t, err, errStopped)
+	assert.Equal(t, int64(1), s.reconciles.Load(), "the refused reconcile did not run")
+}
