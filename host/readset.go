@@ -29,6 +29,8 @@ type ReadSet struct {
 	// event) or whose outcome the read set cannot vouch for (a live read, a
 	// paged list, a failed call); "" when there was none.
 	effect string
+	// gone: the reconciled object was not found.
+	gone bool
 }
 
 // readEntry is one get (or the primary object) or one list.
@@ -64,6 +66,11 @@ func (rs *ReadSet) Effect() string {
 	}
 	return rs.effect
 }
+
+// Gone reports that the reconciled object itself was not found: its read
+// set is not worth keeping, since only its re-creation (which changes it)
+// would reconcile it again.
+func (rs *ReadSet) Gone() bool { return rs != nil && rs.gone }
 
 // Len returns the number of gets and lists recorded, the primary included.
 func (rs *ReadSet) Len() int { return len(rs.entries) }
@@ -291,6 +298,12 @@ func (m *Module) changed(b *flat.Builder, e *readEntry) string {
 func (m *Module) ReconcileReads(ctx context.Context, req reconcile.Request) (reconcile.Result, *ReadSet, error) {
 	rs := &ReadSet{}
 	res, err := m.reconcile(ctx, req, rs)
+	for i := range rs.entries {
+		e := &rs.entries[i]
+		if !e.list && !e.found && e.gvr == m.opts.Primary && e.ns == req.Namespace && e.name == req.Name {
+			rs.gone = true
+		}
+	}
 	return res, rs, err
 }
 

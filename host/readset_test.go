@@ -105,6 +105,7 @@ func TestReadSetOfProjectedReads(t *testing.T) {
 			require.True(t, rs.Reusable(), rs.Effect())
 			require.Equal(t, 2, rs.Len(), "the primary object and one get or list")
 			require.Empty(t, h.Module.Changed(rs))
+			assert.False(t, rs.Gone())
 			tt.change(t, h)
 			assert.Equal(t, tt.want, h.Module.Changed(rs))
 		})
@@ -118,6 +119,18 @@ func unstructuredConfigMap(ns, name string) *unstructured.Unstructured {
 	u.SetNamespace(ns)
 	u.SetName(name)
 	return u
+}
+
+func TestReadSetOfAGoneObject(t *testing.T) {
+	h := runLean(t, nil)
+	rs := reads(t, h, "ns", "other")
+	assert.True(t, rs.Reusable())
+	assert.True(t, rs.Gone())
+	assert.False(t, (*host.ReadSet)(nil).Gone())
+
+	v1 := run(t, script{}, wasmtest.Options{Cached: []schema.GroupVersionResource{configMaps}})
+	rs = reads(t, v1, "ns", "a")
+	assert.True(t, rs.Gone(), "the primary of a whole-object module")
 }
 
 func TestReadSetWithEffectsIsNotReusable(t *testing.T) {

@@ -11,7 +11,7 @@
 //     fingerprint from the cache now. Anything else runs the guest.
 //   - A reconcile that wrote is never the basis of a skip: its read set is
 //     dropped, so the next reconcile of the key runs, and only a run that
-//     changes nothing is remembered.
+//     changes nothing is remembered. Nor is one of an object that is gone.
 //   - A Reconciler serves one module version with one config; a new version
 //     or config gets a new, empty Reconciler (engine/registry does so).
 //   - At most Options.Size read sets are held; the least recently used is

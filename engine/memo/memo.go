@@ -89,7 +89,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		logr.FromContextOrDiscard(ctx).V(1).Info("Memoized reconcile runs", "changed", why)
 	}
 	res, rs, err := r.rec.ReconcileReads(ctx, req)
-	if err == nil && res.IsZero() && rs.Reusable() {
+	if err == nil && res.IsZero() && rs.Reusable() && !rs.Gone() {
 		r.opts.Metrics.ReadSetObjects.WithLabelValues(r.opts.Module).Observe(float64(rs.Objects()))
 		r.remember(req, rs)
 	} else {

@@ -15,11 +15,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/wre-dev/wre/engine/memo"
 	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/host"
+	"github.com/wre-dev/wre/host/wasmtest"
 )
 
 // recorder is a Recorder whose outcomes the test sets per request.
@@ -223,4 +229,36 @@ func BenchmarkEntryOverhead(b *testing.B) {
 	goruntime.ReadMemStats(&after)
 	require.Equal(b, b.N, m.Len())
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "retained-B/entry")
+}
+
+// TestWithAHostModule runs the rule over a real module (the lean test guest
+// of host/testdata): a no-op reconcile of an object is remembered and then
+// skipped until a field the guest reads changes; an object that is gone is
+// not remembered.
+func TestWithAHostModule(t *testing.T) {
+	configMaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	h := wasmtest.New(t, wasmtest.Build(t, "../../host/testdata/guests/lean"), wasmtest.Options{
+		Objects: []runtime.Object{&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a"}, Data: map[string]string{"k": "v"}}},
+		Cached:  []schema.GroupVersionResource{configMaps},
+	})
+	m, metrics := newMemo(t, h.Module, 0)
+	_, err := m.Reconcile(t.Context(), req("gone"))
+	require.NoError(t, err)
+	assert.Zero(t, m.Len(), "an object that is gone is not remembered")
+
+	for range 3 {
+		_, err = m.Reconcile(t.Context(), req("a"))
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 1, m.Len())
+	assert.Equal(t, 2.0, testutil.ToFloat64(metrics.Skipped.WithLabelValues("mod")))
+
+	cm, err := h.Get(t.Context(), configMaps, "ns", "a")
+	require.NoError(t, err)
+	require.NoError(t, unstructured.SetNestedField(cm.Object, "w", "data", "k"))
+	_, err = h.Client.Resource(configMaps).Namespace("ns").Update(t.Context(), cm, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	_, err = m.Reconcile(t.Context(), req("a"))
+	require.NoError(t, err)
+	assert.Equal(t, 2.0, testutil.ToFloat64(metrics.Skipped.WithLabelValues("mod")), "a read field changed: it ran")
 }
