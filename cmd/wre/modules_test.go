@@ -311,7 +311,7 @@ func TestModulesEndToEnd(t *testing.T) {
 
 	code, out, errOut := wre(t, "status", "--url", "http://"+metricsAddr)
 	require.Equal(t, exitOK, code, errOut)
-	assert.Regexp(t, `status-sync\s+LoadFailed\s+`+modules.Digest(v2raw)[:19]+`\s+v2\s+\d+\s+\d+`, out)
+	assert.Regexp(t, `status-sync\s+Degraded\s+`+modules.Digest(v2raw)[:19]+`\s+v2\s+\d+\s+\d+`, out)
 	assert.Contains(t, out, "CompileFailed")
 
 	// Back to v1: the compilation cache has it.
