@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -28,7 +27,7 @@ var moduleFlags struct {
 	policy    string
 	maxBytes  int64
 	trusted   bool
-	limits    modules.Limits // ceilings; zero fields are modules.DefaultLimits'
+	limits    modules.Limits // ceilings set by flags; zero: the policy file's, else modules.DefaultLimits'
 	memoSize  int
 }
 
@@ -39,15 +38,7 @@ func init() {
 			fs.StringVar(&moduleFlags.cacheDir, "cache-dir", "", "directory of the compiled-module cache (empty: compile in memory at every start)")
 			fs.StringVar(&moduleFlags.policy, "policy", "", "engine policy file capping the permissions of modules (empty: no cap)")
 			fs.Int64Var(&moduleFlags.maxBytes, "max-module-bytes", modules.DefaultMaxWasmBytes, "largest uncompressed wasm module accepted")
-			d := modules.DefaultLimits
-			l := &moduleFlags.limits
-			l.MemoryBytes, l.LogBytes = d.MemoryBytes, d.LogBytes // the defaults bytesFlag shows
-			fs.Var(bytesFlag{&l.MemoryBytes}, modules.FlagMaxMemory, "ceiling of a module's memoryLimit (linear memory per instance), at most 4Gi")
-			fs.IntVar(&l.Concurrency, modules.FlagMaxConcurrency, d.Concurrency, "ceiling of a module's concurrency (instances and reconciles at once)")
-			fs.DurationVar(&l.ReconcileTimeout, modules.FlagMaxReconcileTimeout, d.ReconcileTimeout, "ceiling of a module's reconcileTimeout")
-			fs.DurationVar(&l.InitTimeout, modules.FlagMaxInitTimeout, d.InitTimeout, "ceiling of a module's initTimeout (starting an instance, _initialize included)")
-			fs.IntVar(&l.LogLines, modules.FlagMaxLogLines, d.LogLines, "ceiling of a module's maxLogLines (guest log lines per reconcile)")
-			fs.Var(bytesFlag{&l.LogBytes}, modules.FlagMaxLogBytes, "ceiling of a module's maxLogBytes (guest log bytes per reconcile)")
+			moduleFlags.limits.RegisterFlags(fs)
 			fs.IntVar(&moduleFlags.memoSize, "memo-entries", memo.DefaultSize, "read sets each module with memoize: true keeps to skip unchanged reconciles; the least recently used are evicted (see docs/operations.md)")
 			fs.BoolVar(&moduleFlags.trusted, "trusted-guests", false, "run modules without loop checks: Go guests use 3-4x less CPU, but a timeout no longer stops one that loops without calling the host (see docs/operations.md); only for modules you trust")
 		},
@@ -63,18 +54,10 @@ func setupModules(ctx context.Context, mgr *manager.Manager, background *sync.Wa
 		return nil
 	}
 	log := logr.FromContextOrDiscard(ctx)
-	if err := moduleFlags.limits.Validate(); err != nil {
+	policy, err := enginePolicy(moduleFlags.policy, moduleFlags.limits)
+	if err != nil {
 		return err
 	}
-	policy := *modules.AllowAll
-	if moduleFlags.policy != "" {
-		p, err := modules.LoadPolicy(moduleFlags.policy)
-		if err != nil {
-			return err
-		}
-		policy = *p
-	}
-	policy.Limits = moduleFlags.limits
 	client, err := kubernetes.NewForConfig(mgr.Config())
 	if err != nil {
 		return fmt.Errorf("module registry: %w", err)
@@ -101,7 +84,7 @@ func setupModules(ctx context.Context, mgr *manager.Manager, background *sync.Wa
 	}
 	reg, err := registry.New(registry.Options{
 		Namespace: moduleFlags.namespace, Client: client, DynamicClient: dyn, Config: mgr.Config(),
-		Controllers: mgr, Informers: mgr.Informers(), Runtime: rt, Policy: &policy,
+		Controllers: mgr, Informers: mgr.Informers(), Runtime: rt, Policy: policy,
 		MaxWasmBytes: moduleFlags.maxBytes, MemoSize: moduleFlags.memoSize, Metrics: regMetrics, Logger: log,
 	})
 	if err == nil {
@@ -141,22 +124,21 @@ func runawayCheck(rt interface{ Runaways() int }) health.Check {
 	}
 }
 
-// bytesFlag is a flag of a byte count written as a Kubernetes quantity
-// ("512Mi", "1Gi").
-type bytesFlag struct{ v *int64 }
-
-func (f bytesFlag) String() string {
-	if f.v == nil {
-		return ""
+// enginePolicy is the policy of `wre run`: the policy file at path
+// (modules.AllowAll when path is empty) with the ceilings set by flags over
+// the file's, and the file's over the defaults.
+func enginePolicy(path string, flags modules.Limits) (*modules.Policy, error) {
+	if err := flags.Validate(); err != nil {
+		return nil, err
 	}
-	return resource.NewQuantity(*f.v, resource.BinarySI).String()
-}
-
-func (f bytesFlag) Set(s string) error {
-	q, err := resource.ParseQuantity(s)
-	if err != nil {
-		return err
+	policy := *modules.AllowAll
+	if path != "" {
+		p, err := modules.LoadPolicy(path)
+		if err != nil {
+			return nil, err
+		}
+		policy = *p
 	}
-	*f.v = q.Value()
-	return nil
+	policy.Limits = flags.Over(policy.Limits)
+	return &policy, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -18,11 +19,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/wre-dev/wre/engine/modules"
 	"github.com/wre-dev/wre/engine/native/statussync"
@@ -65,6 +68,8 @@ func TestModuleCommandsUsage(t *testing.T) {
 	broken := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(broken, "go.mod"), []byte("module broken\n"), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(broken, "main.go"), []byte("package main\n\nfunc main() { undefined() }\n"), 0o600))
+	greedyPolicy := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(greedyPolicy, []byte("apiVersion: wre.dev/v1alpha1\nkind: Policy\npermissions: []\nlimits: {memory: 8Gi}\n"), 0o600))
 	for _, c := range []struct {
 		args   []string
 		code   int
@@ -84,6 +89,8 @@ func TestModuleCommandsUsage(t *testing.T) {
 		{[]string{"status", "--url", "http://127.0.0.1:1"}, exitError, "connection refused"},
 		{[]string{"run", "--kubeconfig", cp.KubeconfigPath(), "--module-namespace", "x", "--policy", "missing.yaml",
 			"--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, exitError, "load policy: open missing.yaml"},
+		{[]string{"run", "--kubeconfig", cp.KubeconfigPath(), "--module-namespace", "x", "--policy", greedyPolicy,
+			"--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, exitError, "load policy " + greedyPolicy + ": limits.memory 8Gi: must be positive and at most 4Gi"},
 		{[]string{"build", broken}, exitError, "build module " + broken},
 	} {
 		code, _, stderr := wre(t, c.args...)
@@ -122,6 +129,13 @@ func TestPackageAndInspect(t *testing.T) {
 	code, out, _ = wre(t, "inspect", "--policy", policy, packaged)
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, out, `- module "status-sync" exceeds the engine policy`)
+	// The policy file's ceilings, as `wre run --policy` would apply them.
+	require.NoError(t, os.WriteFile(policy, []byte("apiVersion: wre.dev/v1alpha1\nkind: Policy\npermissions: [{apiGroups: ['*', ''], resources: ['*'], verbs: ['*']}]\n"+
+		"limits: {memory: 32Mi, concurrency: 2}\n"), 0o600))
+	code, out, _ = wre(t, "inspect", "--policy", policy, packaged)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, out, "memoryLimit 64Mi is above the engine's ceiling of 32Mi (wre run --max-module-memory or policy limits.memory)")
+	assert.NotContains(t, out, "concurrency 2 is above")
 
 	bad := filepath.Join(dir, "bad.wasm")
 	require.NoError(t, os.WriteFile(bad, []byte("\x00asm\x01\x00\x00\x00\x00\x03\x01x"), 0o600))
@@ -327,4 +341,32 @@ func TestModulesEndToEnd(t *testing.T) {
 	var statuses []registry.Status
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&statuses))
 	assert.Empty(t, statuses)
+}
+
+// TestEnginePolicyPrecedence checks the ceilings of `wre run`: a flag set
+// explicitly over the policy file, the file over the defaults, and a module
+// asking for more than the file's ceiling refused.
+func TestEnginePolicyPrecedence(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("apiVersion: wre.dev/v1alpha1\nkind: Policy\npermissions: [{apiGroups: ['*', ''], resources: ['*'], verbs: ['*']}]\n"+
+		"limits:\n  memory: 256Mi\n  concurrency: 8\n  logLines: 100\n"), 0o600))
+	var flags modules.Limits
+	fs := flag.NewFlagSet("wre run", flag.ContinueOnError)
+	flags.RegisterFlags(fs)
+	require.NoError(t, fs.Parse([]string{"--max-module-concurrency", "16", "--max-init-timeout", "5s"}))
+
+	p, err := enginePolicy(path, flags)
+	require.NoError(t, err)
+	d := modules.DefaultLimits
+	assert.Equal(t, modules.Limits{MemoryBytes: 256 << 20, Concurrency: 16, ReconcileTimeout: d.ReconcileTimeout, InitTimeout: 5 * time.Second, LogLines: 100, LogBytes: d.LogBytes},
+		p.Limits.Over(d))
+	greedy := &modules.Manifest{Name: "greedy", Concurrency: 16, MemoryLimit: ptr.To(resource.MustParse("512Mi"))}
+	assert.EqualError(t, p.Check(greedy), `module "greedy" exceeds the engine policy: memoryLimit 512Mi is above the engine's ceiling of 256Mi (wre run --max-module-memory or policy limits.memory)`)
+
+	p, err = enginePolicy("", modules.Limits{})
+	require.NoError(t, err)
+	assert.Equal(t, modules.Limits{}, p.Limits, "no file, no flag: the defaults")
+	assert.True(t, p.AllowServiceAccounts, "no file: modules.AllowAll")
+	_, err = enginePolicy(path, modules.Limits{LogLines: -1})
+	assert.EqualError(t, err, "--max-log-lines -1: must be positive and at most 1048576")
 }

@@ -238,7 +238,7 @@ func TestTestBadInputs(t *testing.T) {
 		{"missing manifest", []string{"--manifest", filepath.Join(dir, "no-manifest.yaml"), wasm, good}, exitUsage, "--manifest: open " + filepath.Join(dir, "no-manifest.yaml")},
 		{"invalid manifest", []string{"--manifest", good, wasm, good}, exitUsage, good + ": decode manifest"},
 		{"limit above the default ceiling", []string{"--manifest", file("greedy.yaml", strings.Replace(string(raw), "memoryLimit: 64Mi", "memoryLimit: 64Gi", 1)), wasm, good},
-			exitUsage, "manifest: memoryLimit 64Gi is above the engine's ceiling of 1Gi (wre run --max-module-memory)"},
+			exitUsage, "manifest: memoryLimit 64Gi is above the engine's ceiling of 1Gi (wre run --max-module-memory or policy limits.memory)"},
 		{"ABI mismatch", []string{"--manifest", abiV1, wasm, good}, exitUsage, "manifest says abi v1 (wre_abi_v1), the wasm exports wre_abi_v2"},
 		{"missing cases", []string{wasm, filepath.Join(dir, "no-cases.yaml")}, exitUsage, "no-cases.yaml: no such file"},
 		{"no cases", []string{wasm, empty}, exitUsage, empty + ": no cases"},

@@ -1,8 +1,13 @@
 package modules
 
 import (
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -52,18 +57,21 @@ var DefaultLimits = Limits{
 }
 
 // limit describes one ceiling: the manifest field it bounds, the `wre run`
-// flag that sets it, the absolute bound of the ceiling, and how to read the
-// manifest's ask, read the ceiling, and read and set the host option.
+// flag and the policy file's limits key that set it, the absolute bound of
+// the ceiling, how to parse and show a value, and how to read the manifest's
+// ask, read and set the ceiling, and read and set the host option.
 type limit struct {
-	field, flag string
-	max         int64
-	asked       func(*Manifest) int64 // 0: the manifest asks for nothing
-	ceiling     func(Limits) int64
-	setCeiling  func(*Limits, int64)
-	option      func(host.ModuleOptions) int64 // 0: the host default
-	setOption   func(*host.ModuleOptions, int64)
-	hostDefault int64
-	show        func(int64) string
+	field, flag, key string
+	usage            string
+	max              int64
+	parse            func(string) (int64, error)
+	asked            func(*Manifest) int64 // 0: the manifest asks for nothing
+	ceiling          func(Limits) int64
+	setCeiling       func(*Limits, int64)
+	option           func(host.ModuleOptions) int64 // 0: the host default
+	setOption        func(*host.ModuleOptions, int64)
+	hostDefault      int64
+	show             func(int64) string
 }
 
 // Ceiling flags of `wre run`.
@@ -78,37 +86,43 @@ const (
 
 // limitsTable lists every ceiling; Check, Apply and Validate share it.
 var limitsTable = []limit{
-	{field: "memoryLimit", flag: FlagMaxMemory, max: MaxMemoryLimitBytes, hostDefault: host.DefaultMemoryLimitBytes, show: showBytes,
+	{field: "memoryLimit", flag: FlagMaxMemory, key: "memory", parse: parseBytes,
+		usage: "ceiling of a module's memoryLimit (linear memory per instance)", max: MaxMemoryLimitBytes, hostDefault: host.DefaultMemoryLimitBytes, show: showBytes,
 		asked:      func(m *Manifest) int64 { return quantity(m.MemoryLimit) },
 		ceiling:    func(l Limits) int64 { return l.MemoryBytes },
 		setCeiling: func(l *Limits, v int64) { l.MemoryBytes = v },
 		option:     func(o host.ModuleOptions) int64 { return int64(o.MemoryLimitBytes) },
 		setOption:  func(o *host.ModuleOptions, v int64) { o.MemoryLimitBytes = uint64(v) }},
-	{field: "concurrency", flag: FlagMaxConcurrency, max: MaxConcurrency, hostDefault: host.DefaultConcurrency, show: showInt,
+	{field: "concurrency", flag: FlagMaxConcurrency, key: "concurrency", parse: parseInt,
+		usage: "ceiling of a module's concurrency (instances and reconciles at once)", max: MaxConcurrency, hostDefault: host.DefaultConcurrency, show: showInt,
 		asked:      func(m *Manifest) int64 { return int64(m.Concurrency) },
 		ceiling:    func(l Limits) int64 { return int64(l.Concurrency) },
 		setCeiling: func(l *Limits, v int64) { l.Concurrency = int(v) },
 		option:     func(o host.ModuleOptions) int64 { return int64(o.Concurrency) },
 		setOption:  func(o *host.ModuleOptions, v int64) { o.Concurrency = int(v) }},
-	{field: "reconcileTimeout", flag: FlagMaxReconcileTimeout, max: int64(MaxReconcileTimeout), hostDefault: int64(host.DefaultReconcileTimeout), show: showDuration,
+	{field: "reconcileTimeout", flag: FlagMaxReconcileTimeout, key: "reconcileTimeout", parse: parseDuration,
+		usage: "ceiling of a module's reconcileTimeout", max: int64(MaxReconcileTimeout), hostDefault: int64(host.DefaultReconcileTimeout), show: showDuration,
 		asked:      func(m *Manifest) int64 { return int64(m.ReconcileTimeout.Duration) },
 		ceiling:    func(l Limits) int64 { return int64(l.ReconcileTimeout) },
 		setCeiling: func(l *Limits, v int64) { l.ReconcileTimeout = time.Duration(v) },
 		option:     func(o host.ModuleOptions) int64 { return int64(o.ReconcileTimeout) },
 		setOption:  func(o *host.ModuleOptions, v int64) { o.ReconcileTimeout = time.Duration(v) }},
-	{field: "initTimeout", flag: FlagMaxInitTimeout, max: int64(MaxReconcileTimeout), hostDefault: int64(host.DefaultInitTimeout), show: showDuration,
+	{field: "initTimeout", flag: FlagMaxInitTimeout, key: "initTimeout", parse: parseDuration,
+		usage: "ceiling of a module's initTimeout (starting an instance, _initialize included)", max: int64(MaxReconcileTimeout), hostDefault: int64(host.DefaultInitTimeout), show: showDuration,
 		asked:      func(m *Manifest) int64 { return int64(m.InitTimeout.Duration) },
 		ceiling:    func(l Limits) int64 { return int64(l.InitTimeout) },
 		setCeiling: func(l *Limits, v int64) { l.InitTimeout = time.Duration(v) },
 		option:     func(o host.ModuleOptions) int64 { return int64(o.InitTimeout) },
 		setOption:  func(o *host.ModuleOptions, v int64) { o.InitTimeout = time.Duration(v) }},
-	{field: "maxLogLines", flag: FlagMaxLogLines, max: MaxLogLines, hostDefault: host.DefaultMaxLogLines, show: showInt,
+	{field: "maxLogLines", flag: FlagMaxLogLines, key: "logLines", parse: parseInt,
+		usage: "ceiling of a module's maxLogLines (guest log lines per reconcile)", max: MaxLogLines, hostDefault: host.DefaultMaxLogLines, show: showInt,
 		asked:      func(m *Manifest) int64 { return int64(m.MaxLogLines) },
 		ceiling:    func(l Limits) int64 { return int64(l.LogLines) },
 		setCeiling: func(l *Limits, v int64) { l.LogLines = int(v) },
 		option:     func(o host.ModuleOptions) int64 { return int64(o.MaxLogLines) },
 		setOption:  func(o *host.ModuleOptions, v int64) { o.MaxLogLines = int(v) }},
-	{field: "maxLogBytes", flag: FlagMaxLogBytes, max: MaxLogBytes, hostDefault: host.DefaultMaxLogBytes, show: showBytes,
+	{field: "maxLogBytes", flag: FlagMaxLogBytes, key: "logBytes", parse: parseBytes,
+		usage: "ceiling of a module's maxLogBytes (guest log bytes per reconcile)", max: MaxLogBytes, hostDefault: host.DefaultMaxLogBytes, show: showBytes,
 		asked:      func(m *Manifest) int64 { return quantity(m.MaxLogBytes) },
 		ceiling:    func(l Limits) int64 { return l.LogBytes },
 		setCeiling: func(l *Limits, v int64) { l.LogBytes = v },
@@ -127,39 +141,179 @@ func showInt(v int64) string      { return fmt.Sprint(v) }
 func showDuration(v int64) string { return time.Duration(v).String() }
 func showBytes(v int64) string    { return resource.NewQuantity(v, resource.BinarySI).String() }
 
+// The parsers of a ceiling written in a flag or in the policy file: the
+// formats of the manifest's fields.
+func parseInt(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
+
+func parseDuration(s string) (int64, error) {
+	d, err := time.ParseDuration(s)
+	return int64(d), err
+}
+
+func parseBytes(s string) (int64, error) {
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		return 0, err
+	}
+	return q.Value(), nil
+}
+
 // withDefaults fills the zero ceilings from DefaultLimits.
 func (l Limits) withDefaults() Limits {
+	return l.Over(DefaultLimits)
+}
+
+// Over returns base with every nonzero ceiling of l in place of base's: the
+// ceilings of explicitly set flags (RegisterFlags) over the policy file's,
+// which are in turn over DefaultLimits (a zero ceiling left at the end is
+// DefaultLimits').
+func (l Limits) Over(base Limits) Limits {
 	for _, lt := range limitsTable {
-		if lt.ceiling(l) <= 0 {
-			lt.setCeiling(&l, lt.ceiling(DefaultLimits))
+		if v := lt.ceiling(l); v != 0 {
+			lt.setCeiling(&base, v)
 		}
 	}
-	return l
+	return base
 }
 
 // Validate checks that no ceiling is negative or above its absolute bound,
 // naming the flag.
 func (l Limits) Validate() error {
+	return l.validate(func(lt limit) string { return "--" + lt.flag })
+}
+
+// validate is Validate naming each ceiling by name(lt).
+func (l Limits) validate(name func(limit) string) error {
 	var errs []error
 	for _, lt := range limitsTable {
 		if v := lt.ceiling(l); v < 0 || v > lt.max {
-			errs = append(errs, fmt.Errorf("--%s %s: must be positive and at most %s", lt.flag, lt.show(v), lt.show(lt.max)))
+			errs = append(errs, fmt.Errorf("%s %s: must be positive and at most %s", name(lt), lt.show(v), lt.show(lt.max)))
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // Check returns an error naming every limit m asks for above its ceiling,
-// with both values and the flag that sets the ceiling, or nil.
+// with both values and where the ceiling is set (the `wre run` flag or the
+// policy file's limits), or nil.
 func (l Limits) Check(m *Manifest) error {
 	l = l.withDefaults()
 	var errs []error
 	for _, lt := range limitsTable {
 		if asked, ceiling := lt.asked(m), lt.ceiling(l); asked > ceiling {
-			errs = append(errs, fmt.Errorf("%s %s is above the engine's ceiling of %s (wre run --%s)", lt.field, lt.show(asked), lt.show(ceiling), lt.flag))
+			errs = append(errs, fmt.Errorf("%s %s is above the engine's ceiling of %s (wre run --%s or policy limits.%s)", lt.field, lt.show(asked), lt.show(ceiling), lt.flag, lt.key))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// RegisterFlags adds one flag per ceiling to fs (--max-module-memory and the
+// others), each showing DefaultLimits' value and writing its ceiling in l. A
+// flag left unset leaves its ceiling zero (RegisterFlags zeroes l), so that
+// Over can tell it from a flag set explicitly.
+func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
+	*l = Limits{}
+	for _, lt := range limitsTable {
+		fs.Var(ceilingFlag{lt, l}, lt.flag, fmt.Sprintf("%s, at most %s (default %s; overrides the policy file's limits.%s)",
+			lt.usage, lt.show(lt.max), lt.show(lt.ceiling(DefaultLimits)), lt.key))
+	}
+}
+
+// ceilingFlag is the flag.Value of one ceiling.
+type ceilingFlag struct {
+	lt limit
+	l  *Limits
+}
+
+func (f ceilingFlag) String() string {
+	if f.l == nil || f.lt.ceiling(*f.l) == 0 {
+		return ""
+	}
+	return f.lt.show(f.lt.ceiling(*f.l))
+}
+
+func (f ceilingFlag) Set(s string) error {
+	v, err := f.lt.parse(s)
+	if err != nil {
+		return err
+	}
+	f.lt.setCeiling(f.l, v)
+	return nil
+}
+
+// UnmarshalJSON reads the limits block of a policy file: the keys memory,
+// concurrency, reconcileTimeout, initTimeout, logLines and logBytes, in the
+// formats of the manifest's fields (quantities such as 512Mi, durations such
+// as 30s, integers). An unknown key or a value that does not parse is an
+// error naming the key; a key left out leaves its ceiling zero.
+func (l *Limits) UnmarshalJSON(data []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return fmt.Errorf("limits: %w", err)
+	}
+	var errs []error
+	for _, lt := range limitsTable {
+		v, ok := raw[lt.key]
+		if !ok {
+			continue
+		}
+		delete(raw, lt.key)
+		var text any
+		if err := json.Unmarshal(v, &text); err != nil {
+			errs = append(errs, fmt.Errorf("limits.%s: %w", lt.key, err))
+			continue
+		}
+		var s string
+		switch t := text.(type) {
+		case nil:
+			continue
+		case string:
+			s = t
+		case float64:
+			s = string(v)
+		default:
+			errs = append(errs, fmt.Errorf("limits.%s: must be a string or a number", lt.key))
+			continue
+		}
+		n, err := lt.parse(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("limits.%s: %q is not a valid %s value: %w", lt.key, s, lt.field, err))
+			continue
+		}
+		lt.setCeiling(l, n)
+	}
+	unknown := make([]string, 0, len(raw))
+	for key := range raw {
+		unknown = append(unknown, key)
+	}
+	sort.Strings(unknown)
+	for _, key := range unknown {
+		errs = append(errs, fmt.Errorf("limits.%s: unknown field (known: %s)", key, limitKeys()))
+	}
+	return errors.Join(errs...)
+}
+
+// MarshalJSON writes the nonzero ceilings as UnmarshalJSON reads them.
+func (l Limits) MarshalJSON() ([]byte, error) {
+	out := map[string]any{}
+	for _, lt := range limitsTable {
+		if v := lt.ceiling(l); v != 0 {
+			if lt.show(v) == showInt(v) {
+				out[lt.key] = v
+			} else {
+				out[lt.key] = lt.show(v)
+			}
+		}
+	}
+	return json.Marshal(out)
+}
+
+func limitKeys() string {
+	keys := make([]string, len(limitsTable))
+	for i, lt := range limitsTable {
+		keys[i] = lt.key
+	}
+	return strings.Join(keys, ", ")
 }
 
 // Apply bounds the host options of a module: every limit left at the host

@@ -15,18 +15,17 @@ import (
 
 func TestLimitsRefuseAsksAboveTheCeilings(t *testing.T) {
 	ceilings := modules.Limits{MemoryBytes: 256 << 20, Concurrency: 8, ReconcileTimeout: time.Minute, InitTimeout: 5 * time.Second, LogLines: 100, LogBytes: 64 << 10}
-	quantity := func(s string) *resource.Quantity { q := resource.MustParse(s); return &q }
 	cases := []struct {
 		name string
 		ask  func(*modules.Manifest)
 		want string
 	}{
-		{"memory", func(m *modules.Manifest) { m.MemoryLimit = quantity("64Gi") }, "memoryLimit 64Gi is above the engine's ceiling of 256Mi (wre run --max-module-memory)"},
-		{"concurrency", func(m *modules.Manifest) { m.Concurrency = 10000 }, "concurrency 10000 is above the engine's ceiling of 8 (wre run --max-module-concurrency)"},
-		{"reconcile timeout", func(m *modules.Manifest) { m.ReconcileTimeout = metav1.Duration{Duration: time.Hour} }, "reconcileTimeout 1h0m0s is above the engine's ceiling of 1m0s (wre run --max-reconcile-timeout)"},
-		{"init timeout", func(m *modules.Manifest) { m.InitTimeout = metav1.Duration{Duration: 6 * time.Second} }, "initTimeout 6s is above the engine's ceiling of 5s (wre run --max-init-timeout)"},
-		{"log lines", func(m *modules.Manifest) { m.MaxLogLines = 101 }, "maxLogLines 101 is above the engine's ceiling of 100 (wre run --max-log-lines)"},
-		{"log bytes", func(m *modules.Manifest) { m.MaxLogBytes = quantity("1Mi") }, "maxLogBytes 1Mi is above the engine's ceiling of 64Ki (wre run --max-log-bytes)"},
+		{"memory", func(m *modules.Manifest) { m.MemoryLimit = quantity("64Gi") }, "memoryLimit 64Gi is above the engine's ceiling of 256Mi (wre run --max-module-memory or policy limits.memory)"},
+		{"concurrency", func(m *modules.Manifest) { m.Concurrency = 10000 }, "concurrency 10000 is above the engine's ceiling of 8 (wre run --max-module-concurrency or policy limits.concurrency)"},
+		{"reconcile timeout", func(m *modules.Manifest) { m.ReconcileTimeout = metav1.Duration{Duration: time.Hour} }, "reconcileTimeout 1h0m0s is above the engine's ceiling of 1m0s (wre run --max-reconcile-timeout or policy limits.reconcileTimeout)"},
+		{"init timeout", func(m *modules.Manifest) { m.InitTimeout = metav1.Duration{Duration: 6 * time.Second} }, "initTimeout 6s is above the engine's ceiling of 5s (wre run --max-init-timeout or policy limits.initTimeout)"},
+		{"log lines", func(m *modules.Manifest) { m.MaxLogLines = 101 }, "maxLogLines 101 is above the engine's ceiling of 100 (wre run --max-log-lines or policy limits.logLines)"},
+		{"log bytes", func(m *modules.Manifest) { m.MaxLogBytes = quantity("1Mi") }, "maxLogBytes 1Mi is above the engine's ceiling of 64Ki (wre run --max-log-bytes or policy limits.logBytes)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -45,8 +44,8 @@ func TestLimitsRefuseAsksAboveTheCeilings(t *testing.T) {
 
 func TestDefaultLimitsApplyToAnEmptyPolicy(t *testing.T) {
 	m := &modules.Manifest{Name: "m", MemoryLimit: func() *resource.Quantity { q := resource.MustParse("2Gi"); return &q }(), Concurrency: 65}
-	assert.EqualError(t, modules.Limits{}.Check(m), "memoryLimit 2Gi is above the engine's ceiling of 1Gi (wre run --max-module-memory)\n"+
-		"concurrency 65 is above the engine's ceiling of 64 (wre run --max-module-concurrency)")
+	assert.EqualError(t, modules.Limits{}.Check(m), "memoryLimit 2Gi is above the engine's ceiling of 1Gi (wre run --max-module-memory or policy limits.memory)\n"+
+		"concurrency 65 is above the engine's ceiling of 64 (wre run --max-module-concurrency or policy limits.concurrency)")
 	assert.ErrorContains(t, modules.AllowAll.Check(m), "memoryLimit 2Gi is above the engine's ceiling of 1Gi")
 }
 
@@ -68,3 +67,5 @@ func TestLimitsValidate(t *testing.T) {
 	assert.ErrorContains(t, err, "--max-module-memory 8Gi: must be positive and at most 4Gi")
 	assert.ErrorContains(t, err, "--max-module-concurrency -1: must be positive and at most 256")
 }
+
+func quantity(s string) *resource.Quantity { q := resource.MustParse(s); return &q }

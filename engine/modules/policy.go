@@ -28,9 +28,11 @@ type Policy struct {
 	// AllowServiceAccounts lets modules name a serviceAccountName for the
 	// engine to impersonate. Defaults to false.
 	AllowServiceAccounts bool `json:"allowServiceAccounts,omitempty"`
-	// Limits are the ceilings of the limits a module may ask for; `wre run`
-	// sets them from its flags. Defaults to DefaultLimits.
-	Limits Limits `json:"-"`
+	// Limits are the ceilings of the limits a module may ask for (the
+	// policy file's limits block). A ceiling set by a `wre run` flag
+	// overrides the file's (Limits.Over); a ceiling neither sets is
+	// DefaultLimits'. Every ceiling is at most its absolute bound.
+	Limits Limits `json:"limits"`
 }
 
 // AllowAll is the policy of an engine started without one: it caps nothing
@@ -41,7 +43,9 @@ var AllowAll = &Policy{
 	AllowServiceAccounts: true,
 }
 
-// LoadPolicy reads a policy file (YAML, strict).
+// LoadPolicy reads a policy file (YAML, strict). It refuses an unknown field
+// and a ceiling of the limits block that does not parse, is negative or is
+// above its absolute bound, naming the field.
 func LoadPolicy(path string) (*Policy, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -53,6 +57,9 @@ func LoadPolicy(path string) (*Policy, error) {
 	}
 	if p.APIVersion != APIVersion || p.Kind != PolicyKind {
 		return nil, fmt.Errorf("load policy %s: apiVersion/kind is %s/%s, want %s/%s", path, p.APIVersion, p.Kind, APIVersion, PolicyKind)
+	}
+	if err := p.Limits.validate(func(lt limit) string { return "limits." + lt.key }); err != nil {
+		return nil, fmt.Errorf("load policy %s: %w", path, err)
 	}
 	return &p, nil
 }

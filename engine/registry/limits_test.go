@@ -41,8 +41,8 @@ func TestCeilingsRefuseOnlyTheModuleAskingForMore(t *testing.T) {
 		manifest *modules.Manifest
 		want     string
 	}{
-		"memory":  {hostileManifest(t, "memory", "memoryLimit: 64Gi", `[]`), "memoryLimit 64Gi is above the engine's ceiling of 256Mi (wre run --max-module-memory)"},
-		"workers": {hostileManifest(t, "workers", "concurrency: 10000", `[]`), "concurrency 10000 is above the engine's ceiling of 8 (wre run --max-module-concurrency)"},
+		"memory":  {hostileManifest(t, "memory", "memoryLimit: 64Gi", `[]`), "memoryLimit 64Gi is above the engine's ceiling of 256Mi (wre run --max-module-memory or policy limits.memory)"},
+		"workers": {hostileManifest(t, "workers", "concurrency: 10000", `[]`), "concurrency 10000 is above the engine's ceiling of 8 (wre run --max-module-concurrency or policy limits.concurrency)"},
 	}
 	wasm := guest(t, "")
 	for _, m := range []*modules.Manifest{good, refused["memory"].manifest, refused["workers"].manifest} {
