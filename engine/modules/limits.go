@@ -84,7 +84,8 @@ const (
 	FlagMaxLogBytes         = "max-log-bytes"
 )
 
-// limitsTable lists every ceiling; Check, Apply and Validate share it.
+// limitsTable lists every ceiling; Check, Apply, Validate, Over, the flags
+// (RegisterFlags) and the policy file (UnmarshalJSON) share it.
 var limitsTable = []limit{
 	{field: "memoryLimit", flag: FlagMaxMemory, key: "memory", parse: parseBytes,
 		usage: "ceiling of a module's memoryLimit (linear memory per instance)", max: MaxMemoryLimitBytes, hostDefault: host.DefaultMemoryLimitBytes, show: showBytes,
@@ -163,13 +164,13 @@ func (l Limits) withDefaults() Limits {
 	return l.Over(DefaultLimits)
 }
 
-// Over returns base with every nonzero ceiling of l in place of base's: the
+// Over returns base with every positive ceiling of l in place of base's: the
 // ceilings of explicitly set flags (RegisterFlags) over the policy file's,
-// which are in turn over DefaultLimits (a zero ceiling left at the end is
+// which are in turn over DefaultLimits (a ceiling left zero at the end is
 // DefaultLimits').
 func (l Limits) Over(base Limits) Limits {
 	for _, lt := range limitsTable {
-		if v := lt.ceiling(l); v != 0 {
+		if v := lt.ceiling(l); v > 0 {
 			lt.setCeiling(&base, v)
 		}
 	}
