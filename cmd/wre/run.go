@@ -18,6 +18,7 @@ import (
 	"github.com/wre-dev/wre/engine/leader"
 	"github.com/wre-dev/wre/engine/logging"
 	"github.com/wre-dev/wre/engine/manager"
+	"github.com/wre-dev/wre/engine/modules"
 	"github.com/wre-dev/wre/engine/secure"
 )
 
@@ -171,6 +172,9 @@ func (f runFlags) managerOptions(cfg *rest.Config, log logr.Logger) manager.Opti
 		MetricsBindAddress: f.metricsAddr, SecureMetrics: secureMetrics, HealthProbeBindAddress: f.probeAddr,
 		GracefulShutdownTimeout: f.gracefulShutdown,
 		Logger:                  log,
+		// The module registry reads the wasm itself; a module that caches
+		// ConfigMaps must not make the engine hold the wasm a second time.
+		CacheTransform: modules.StripPayload,
 	}
 }
 

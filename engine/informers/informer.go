@@ -82,7 +82,7 @@ func newInformer(opts Options, m mapping) (*Informer, error) {
 	if err := addIndexers(inf.shared); err != nil {
 		return nil, fmt.Errorf("add indexers: %w", err)
 	}
-	if err := inf.shared.SetTransform(cacheTransform(m.gvk)); err != nil {
+	if err := inf.shared.SetTransform(cacheTransform(m.gvk, opts.Transform)); err != nil {
 		return nil, fmt.Errorf("set transform: %w", err)
 	}
 	if err := inf.shared.SetWatchErrorHandlerWithContext(inf.watchError); err != nil {
@@ -125,14 +125,18 @@ func (i *Informer) observedClient(opts Options) *http.Client {
 //     TransformStripManagedFields does: it is often the larger part of an
 //     object, no reconciler needs it, and an update that omits it leaves the
 //     server's field ownership unchanged. This shrinks the cache and every
-//     object the engine hands to a module. A live read still returns it.
-func cacheTransform(gvk schema.GroupVersionKind) cache.TransformFunc {
+//     object the engine hands to a module. A live read still returns it;
+//   - then, if extra is not nil, extra (Options.Transform) has its say.
+func cacheTransform(gvk schema.GroupVersionKind, extra cache.TransformFunc) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		if o, ok := obj.(runtime.Object); ok && o.GetObjectKind().GroupVersionKind().Empty() {
 			o.GetObjectKind().SetGroupVersionKind(gvk)
 		}
 		if o, err := meta.Accessor(obj); err == nil {
 			o.SetManagedFields(nil)
+		}
+		if extra != nil {
+			return extra(obj)
 		}
 		return obj, nil
 	}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 )
 
@@ -65,6 +66,13 @@ type Options struct {
 	// Clock times the reconnect backoff and the watch metrics. Defaults to
 	// clock.RealClock{}.
 	Clock clock.Clock
+
+	// Transform, if set, prepares every object after the built-in
+	// preparation (kind stamped, managedFields dropped) and before it is
+	// cached, as cache.SharedInformer.SetTransform describes: it may modify
+	// the object it is given and must not keep it. The engine drops module
+	// payloads with it (modules.StripPayload). Defaults to nil: none.
+	Transform cache.TransformFunc
 
 	// http is the transport shared by the informers' own clients; typedConfig
 	// is Config set up for protobuf.

@@ -210,6 +210,28 @@ func TestInformerReads(t *testing.T) {
 	assert.Empty(t, owned)
 }
 
+// TestOptionsTransform: Options.Transform sees every object after the
+// built-in preparation, and what it returns is what the cache holds.
+func TestOptionsTransform(t *testing.T) {
+	opts, _ := testOptions(t)
+	opts.Transform = func(obj any) (any, error) {
+		cm := obj.(*corev1.ConfigMap)
+		require.NotEmpty(t, cm.Kind, "runs after the kind is stamped")
+		cm.Annotations = map[string]string{"seen": "yes"}
+		return cm, nil
+	}
+	r, err := NewRegistry(opts)
+	require.NoError(t, err)
+	t.Cleanup(r.Stop)
+	inf := acquireSynced(t, r, configMapsGVR)
+	items, _, err := inf.List("", metav1.ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, items, 3)
+	for _, obj := range items {
+		assert.Equal(t, "yes", obj.(*corev1.ConfigMap).Annotations["seen"])
+	}
+}
+
 func TestReleaseLastReferenceFreesTheCache(t *testing.T) {
 	r, _ := newTestRegistry(t)
 	first := acquireSynced(t, r, configMapsGVR)

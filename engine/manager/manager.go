@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 
 	"github.com/wre-dev/wre/engine/health"
@@ -77,6 +78,11 @@ type Options struct {
 	Metrics *metrics.Registry
 	// Clock is the time source of the controllers. Defaults to clock.RealClock{}.
 	Clock clock.WithTicker
+	// CacheTransform prepares every object before the shared informers cache
+	// it (informers.Options.Transform). `wre run` passes
+	// modules.StripPayload, so the cache holds no second copy of the
+	// modules' wasm. Defaults to nil: objects are cached as served.
+	CacheTransform cache.TransformFunc
 }
 
 // LeaderElection configures the Lease-based election; see package leader.
@@ -180,7 +186,7 @@ func New(opts Options) (*Manager, error) {
 		started:     make(chan struct{}),
 	}
 	var err error
-	m.informers, err = informers.NewRegistry(informers.Options{Config: cfg, Logger: opts.Logger.WithName("informers")})
+	m.informers, err = informers.NewRegistry(informers.Options{Config: cfg, Logger: opts.Logger.WithName("informers"), Transform: opts.CacheTransform})
 	if err != nil {
 		return nil, fmt.Errorf("new manager: %w", err)
 	}

@@ -17,6 +17,8 @@
 //   - Assemble never inflates more than the announced size nor more than
 //     AssembleOptions.MaxWasmBytes, so a compression bomb costs at most that
 //     much memory.
+//   - StripPayload removes only the wasm of module ConfigMaps: other keys,
+//     metadata and other objects are left as they were.
 //   - Policy.Check refuses any permission the policy does not cover, naming
 //     each one.
 package modules

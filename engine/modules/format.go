@@ -147,6 +147,22 @@ func Package(m *Manifest, wasm []byte, opts PackageOptions) ([]*corev1.ConfigMap
 	return cms, nil
 }
 
+// StripPayload is a cache.TransformFunc (client-go tools/cache) for
+// ConfigMap informers: it removes the compressed wasm (binaryData
+// module.wasm.zst) from ConfigMaps labelled LabelModule and leaves everything
+// else, metadata and manifest included, as it was. A cache prepared with it
+// holds no copy of any module's wasm; Assemble needs ConfigMaps read from
+// the API server. Other objects pass unchanged.
+func StripPayload(obj any) (any, error) {
+	if cm, ok := obj.(*corev1.ConfigMap); ok && cm.Labels[LabelModule] != "" {
+		delete(cm.BinaryData, KeyWasm)
+		if len(cm.BinaryData) == 0 {
+			cm.BinaryData = nil
+		}
+	}
+	return obj, nil
+}
+
 // AssembleOptions configure Assemble.
 type AssembleOptions struct {
 	// MaxWasmBytes bounds the uncompressed wasm, against compression bombs.

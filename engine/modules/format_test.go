@@ -241,3 +241,33 @@ func TestAssembleIgnoresLeftovers(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, wasm, 100)
 }
+
+func TestStripPayload(t *testing.T) {
+	cms, err := modules.Package(manifest(t), randomWasm(100), modules.PackageOptions{Namespace: "wre"})
+	require.NoError(t, err)
+	part := cms[0]
+	part.BinaryData["other"] = []byte("kept")
+	want := part.DeepCopy()
+	delete(want.BinaryData, modules.KeyWasm)
+
+	got, err := modules.StripPayload(part)
+	require.NoError(t, err)
+	assert.Equal(t, want, got, "only the wasm goes; labels, annotations and manifest stay")
+
+	only, err := modules.Package(manifest(t), randomWasm(100), modules.PackageOptions{})
+	require.NoError(t, err)
+	got, err = modules.StripPayload(only[0])
+	require.NoError(t, err)
+	assert.Nil(t, got.(*corev1.ConfigMap).BinaryData)
+	_, _, err = modules.Assemble([]*corev1.ConfigMap{got.(*corev1.ConfigMap)}, modules.AssembleOptions{})
+	assert.ErrorContains(t, err, "binaryData module.wasm.zst is missing", "a stripped set cannot be assembled")
+
+	plain := &corev1.ConfigMap{BinaryData: map[string][]byte{modules.KeyWasm: []byte("not a module")}}
+	got, err = modules.StripPayload(plain)
+	require.NoError(t, err)
+	assert.Equal(t, []byte("not a module"), got.(*corev1.ConfigMap).BinaryData[modules.KeyWasm], "unlabelled ConfigMaps pass unchanged")
+	secret := &corev1.Secret{}
+	got, err = modules.StripPayload(secret)
+	require.NoError(t, err)
+	assert.Same(t, secret, got)
+}

@@ -50,8 +50,9 @@ config:
 `
 
 // TestRegistryWithManager loads a module into a real manager: it reconciles
-// with cached reads and impersonated live reads, and unloading it releases
-// the ConfigMap informer it alone used.
+// with cached reads and impersonated live reads, the shared cache holds its
+// ConfigMap without the wasm while a new version still loads, and unloading
+// it releases the ConfigMap informer it alone used.
 func TestRegistryWithManager(t *testing.T) {
 	ctx := t.Context()
 	ns := controlplane.Namespace(t, cp)
@@ -74,11 +75,30 @@ func TestRegistryWithManager(t *testing.T) {
 		st, ok := status(reg, "probe")
 		return ok && st.State == registry.StateLoaded && st.Reconciles > 0
 	}, 2*time.Minute, 20*time.Millisecond)
-	_, ok := mgr.Informers().Lookup(configmaps)
-	assert.True(t, ok, "the module's informer runs")
+	inf, ok := mgr.Informers().Lookup(configmaps)
+	require.True(t, ok, "the module's informer runs")
 	time.Sleep(500 * time.Millisecond) // let the initial list drain
 	st, _ := status(reg, "probe")
 	assert.Zero(t, st.ReconcileErrors, "cached get returned the object and the impersonated get was forbidden")
+
+	// The shared cache holds the module's ConfigMap without its wasm.
+	cached, err := inf.Get(ns, modules.PartName("probe", 0))
+	require.NoError(t, err)
+	assert.NotContains(t, cached.(*corev1.ConfigMap).BinaryData, modules.KeyWasm, "the shared informer caches no module payload")
+	assert.Equal(t, cms[0].Data, cached.(*corev1.ConfigMap).Data, "the manifest stays")
+
+	// A new version still loads: the registry reads the parts from the API
+	// server, not from a cache.
+	next, err := modules.Package(m, guest(t, "v2"), modules.PackageOptions{Namespace: ns})
+	require.NoError(t, err)
+	for _, cm := range next {
+		_, err := kube.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		st, ok := status(reg, "probe")
+		return ok && st.State == registry.StateLoaded && st.Digest == next[0].Annotations[modules.AnnotationDigest]
+	}, 2*time.Minute, 20*time.Millisecond)
 
 	require.NoError(t, kube.CoreV1().ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: modules.LabelModule}))
 	require.Eventually(t, func() bool { _, ok := status(reg, "probe"); return !ok }, time.Minute, 20*time.Millisecond)
@@ -94,7 +114,8 @@ func TestRegistryWithManager(t *testing.T) {
 // registry's options.
 func startEngine(t *testing.T, ns string, ro host.RuntimeOptions, with ...func(*registry.Options)) (*manager.Manager, *registry.Registry) {
 	t.Helper()
-	mgr, err := manager.New(manager.Options{Config: cp.Config(), MetricsBindAddress: manager.DisabledAddress, HealthProbeBindAddress: manager.DisabledAddress})
+	mgr, err := manager.New(manager.Options{Config: cp.Config(), MetricsBindAddress: manager.DisabledAddress, HealthProbeBindAddress: manager.DisabledAddress,
+		CacheTransform: modules.StripPayload})
 	require.NoError(t, err)
 	runCtx, cancel := context.WithCancel(context.Background())
 	mgrDone := make(chan error, 1)

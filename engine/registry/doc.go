@@ -31,6 +31,10 @@
 //   - Deleting all of a module's ConfigMaps removes its controller (releasing
 //     informers nobody else uses), closes its instances and deletes its
 //     metric series.
+//   - The wasm is held only while a version loads: the registry's informer
+//     caches module ConfigMaps without it (modules.StripPayload) and a load
+//     reads the parts from the API server; a running version keeps its
+//     manifest and digest, not the bytes.
 //   - The same set of ConfigMaps is never reported twice: a permanent failure
 //     waits for the next change; a transient one (the API server, a missing
 //     CRD) is retried with backoff.

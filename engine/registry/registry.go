@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -139,7 +138,6 @@ type Registry struct {
 
 	mu      sync.Mutex
 	modules map[string]*entry
-	lister  corelisters.ConfigMapLister
 	stopped sync.WaitGroup // versions closing in the background
 }
 
@@ -213,6 +211,11 @@ func (r *Registry) Start(ctx context.Context) error {
 		kinformers.WithNamespace(r.opts.Namespace),
 		kinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = modules.LabelModule }))
 	cms := factory.Core().V1().ConfigMaps()
+	// The informer only tells which module changed: its cache keeps no wasm,
+	// sync reads the parts from the API server when it loads them.
+	if err := cms.Informer().SetTransform(modules.StripPayload); err != nil {
+		return fmt.Errorf("start module registry: %w", err)
+	}
 	if _, err := cms.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: r.enqueue,
 		UpdateFunc: func(oldObj, newObj any) {
@@ -223,9 +226,6 @@ func (r *Registry) Start(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("start module registry: %w", err)
 	}
-	r.mu.Lock()
-	r.lister = cms.Lister()
-	r.mu.Unlock()
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 	defer r.queue.ShutDown()
@@ -289,14 +289,20 @@ type loadError struct {
 func (e *loadError) Error() string { return e.reason + ": " + e.err.Error() }
 func (e *loadError) Unwrap() error { return e.err }
 
-// sync brings module name to the state its ConfigMaps describe.
+// sync brings module name to the state its ConfigMaps describe. It reads
+// them from the API server, not from the informer's cache, which holds no
+// wasm: the compressed and the decompressed wasm live only while a version
+// loads, and afterwards the registry keeps its manifest and digest alone.
 func (r *Registry) sync(ctx context.Context, name string) error {
-	r.mu.Lock()
-	lister := r.lister
-	r.mu.Unlock()
-	cms, err := lister.ConfigMaps(r.opts.Namespace).List(labels.SelectorFromSet(labels.Set{modules.LabelModule: name}))
+	list, err := r.opts.Client.CoreV1().ConfigMaps(r.opts.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.SelectorFromSet(labels.Set{modules.LabelModule: name}).String(),
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("list the ConfigMaps of module %q: %w", name, err)
+	}
+	cms := make([]*corev1.ConfigMap, len(list.Items))
+	for i := range list.Items {
+		cms[i] = &list.Items[i]
 	}
 	if len(cms) == 0 {
 		r.unload(ctx, name)
