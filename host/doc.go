@@ -35,7 +35,10 @@
 //   - Every host call is checked against the module's Permissions, cache reads
 //     included; Secrets need a grant that names them.
 //   - Instances are created lazily up to the module's concurrency and replaced
-//     after a trap, after MaxReconcilesPerInstance reconciles and after idling.
+//     after a trap and after MaxReconcilesPerInstance reconciles. An instance
+//     unused for IdleTimeout is closed (within two IdleTimeouts, without a
+//     reconcile), so an idle module holds no instance; eviction never closes
+//     an instance a reconcile has acquired.
 //   - Module.ReconcileReads returns the read set of a reconcile: the primary
 //     object and every get and list, each fingerprinted as the guest
 //     received it (ABI v2: a hash of the projected fields, resourceVersion

@@ -29,6 +29,7 @@ type Metrics struct {
 	HostCallDuration *prometheus.HistogramVec // wre_host_call_duration_seconds{module,op}
 	GuestTraps       *prometheus.CounterVec   // wre_guest_traps_total{module,reason}
 	Instances        *prometheus.GaugeVec     // wre_module_instances{module}
+	IdleClosed       *prometheus.CounterVec   // wre_module_instances_idle_closed_total{module}
 	GuestMemory      *prometheus.GaugeVec     // wre_guest_memory_bytes{module}
 	Runaways         *prometheus.GaugeVec     // wre_guest_runaway_instances{module}
 	CompileSeconds   prometheus.Histogram     // wre_module_compile_seconds
@@ -62,6 +63,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "wre_module_instances",
 			Help: "Live instances of a module (idle and busy).",
 		}, []string{"module"}),
+		IdleClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wre_module_instances_idle_closed_total",
+			Help: "Instances of a module closed because they stayed unused for the idle timeout; the next reconcile creates one again.",
+		}, []string{"module"}),
 		GuestMemory: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wre_guest_memory_bytes",
 			Help: "Linear memory held by the live instances of a module.",
@@ -85,7 +90,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.HostCalls, m.HostCallDuration, m.GuestTraps, m.Instances, m.GuestMemory, m.Runaways, m.CompileSeconds, m.LogDroppedLines, m.LogDroppedBytes} {
+		for _, c := range []prometheus.Collector{m.HostCalls, m.HostCallDuration, m.GuestTraps, m.Instances, m.IdleClosed, m.GuestMemory, m.Runaways, m.CompileSeconds, m.LogDroppedLines, m.LogDroppedBytes} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -109,6 +114,7 @@ func (m *Metrics) initModule(module string) {
 		m.GuestTraps.WithLabelValues(module, r)
 	}
 	m.Instances.WithLabelValues(module)
+	m.IdleClosed.WithLabelValues(module)
 	m.GuestMemory.WithLabelValues(module)
 	m.Runaways.WithLabelValues(module)
 	m.LogDroppedLines.WithLabelValues(module)
@@ -130,6 +136,7 @@ func (m *Metrics) forgetModule(module string) {
 	m.HostCallDuration.DeletePartialMatch(l)
 	m.GuestTraps.DeletePartialMatch(l)
 	m.Instances.DeletePartialMatch(l)
+	m.IdleClosed.DeletePartialMatch(l)
 	m.GuestMemory.DeletePartialMatch(l)
 	m.Runaways.DeletePartialMatch(l)
 	m.LogDroppedLines.DeletePartialMatch(l)

@@ -26,6 +26,7 @@ func TestMetricNamesExist(t *testing.T) {
 	assert.Len(t, abi.Ops(), 13, "v1's ten ops and v2's declare, apply, status_apply")
 	assert.Equal(t, 8, names["wre_guest_traps_total"], "every reason")
 	assert.Equal(t, 1, names["wre_module_instances"])
+	assert.Equal(t, 1, names["wre_module_instances_idle_closed_total"])
 	assert.Equal(t, 1, names["wre_guest_memory_bytes"])
 	assert.Equal(t, 1, names["wre_guest_runaway_instances"])
 	assert.Equal(t, 1, names["wre_module_compile_seconds"])

@@ -27,7 +27,7 @@ const (
 	DefaultInitTimeout              = 10 * time.Second
 	DefaultMemoryLimitBytes         = 128 << 20
 	DefaultMaxReconcilesPerInstance = 10000
-	DefaultIdleTimeout              = 5 * time.Minute
+	DefaultIdleTimeout              = time.Minute
 	DefaultMaxLogLines              = 1000
 	DefaultMaxLogBytes              = 1 << 20
 )
@@ -60,8 +60,9 @@ type ModuleOptions struct {
 	// reconciles, returning its memory (linear memory never shrinks). Defaults
 	// to DefaultMaxReconcilesPerInstance (10000).
 	MaxReconcilesPerInstance int
-	// IdleTimeout discards instances unused for that long. Defaults to
-	// DefaultIdleTimeout (5m).
+	// IdleTimeout closes instances unused for that long, so that a module
+	// with no work keeps no instance (and no linear memory); the next
+	// reconcile creates one again. Defaults to RuntimeOptions.IdleTimeout.
 	IdleTimeout time.Duration
 	// MaxLogLines bounds the log lines a guest writes in one reconcile (or
 	// one _initialize): wre.log calls and stdout/stderr lines together. The
@@ -115,6 +116,7 @@ type Module struct {
 	primary     *projection
 	idle        []*instance // most recently used last
 	live        int
+	idleClosed  int64 // instances closed for idleness, ever
 	closed      bool
 	stop        chan struct{}
 	done        chan struct{}
@@ -125,6 +127,9 @@ var _ reconcile.Reconciler = (*Module)(nil)
 // NewModule prepares a module for reconciling. Instances are created lazily.
 // The compiled module must stay open while the Module runs.
 func (rt *Runtime) NewModule(ctx context.Context, compiled *CompiledModule, opts ModuleOptions) (*Module, error) {
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = rt.opts.IdleTimeout
+	}
 	if err := opts.defaults(); err != nil {
 		return nil, fmt.Errorf("new module %q: %w", opts.Name, err)
 	}
@@ -425,7 +430,10 @@ func (m *Module) discard(ctx context.Context, inst *instance) {
 	m.rt.opts.Metrics.Instances.WithLabelValues(m.opts.Name).Dec()
 }
 
-// evictIdleLocked discards instances idle for longer than IdleTimeout.
+// evictIdleLocked closes instances idle for longer than IdleTimeout. An
+// instance is either in m.idle or held by one reconcile, never both, and both
+// acquire and eviction take it out of m.idle under m.mu: an instance being
+// acquired is never closed.
 func (m *Module) evictIdleLocked(ctx context.Context) {
 	deadline := m.opts.Clock.Now().Add(-m.opts.IdleTimeout)
 	keep := m.idle[:0]
@@ -435,6 +443,8 @@ func (m *Module) evictIdleLocked(ctx context.Context) {
 			continue
 		}
 		m.live--
+		m.idleClosed++
+		m.rt.opts.Metrics.IdleClosed.WithLabelValues(m.opts.Name).Inc()
 		m.discard(ctx, inst)
 	}
 	clear(m.idle[len(keep):])
@@ -442,7 +452,8 @@ func (m *Module) evictIdleLocked(ctx context.Context) {
 }
 
 // reapIdle evicts idle instances periodically, so an unused module gives its
-// memory back without waiting for its next reconcile.
+// memory back without waiting for its next reconcile: an instance is closed
+// between one and two IdleTimeouts after its last use.
 func (m *Module) reapIdle() {
 	defer close(m.done)
 	t := m.opts.Clock.NewTicker(m.opts.IdleTimeout)
@@ -465,6 +476,14 @@ func (m *Module) Instances() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.live
+}
+
+// IdleClosed returns how many instances of this Module were closed because
+// they stayed idle for IdleTimeout.
+func (m *Module) IdleClosed() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.idleClosed
 }
 
 // Close discards idle instances and stops new reconciles; busy instances are

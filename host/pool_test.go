@@ -51,6 +51,65 @@ func TestIdleInstancesAreDiscarded(t *testing.T) {
 	clk.Step(2 * time.Minute)
 	require.Eventually(t, func() bool { return h.Module.Instances() == 0 }, time.Minute, time.Millisecond)
 	assert.Equal(t, 0.0, testutil.ToFloat64(h.Metrics.GuestMemory.WithLabelValues("test")))
+	assert.Equal(t, 0.0, testutil.ToFloat64(h.Metrics.Instances.WithLabelValues("test")))
+	assert.Equal(t, int64(2), h.Module.IdleClosed())
+	assert.Equal(t, 2.0, testutil.ToFloat64(h.Metrics.IdleClosed.WithLabelValues("test")))
+
+	// The first reconcile after idling creates an instance again.
+	assert.Equal(t, []time.Duration{1, 2}, requeues(t, h, 2))
+	assert.Equal(t, 1, h.Module.Instances())
+}
+
+func TestIdleTimeoutDefaultsToTheRuntimes(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	h := run(t, script{}, wasmtest.Options{Module: host.ModuleOptions{Clock: clk}, Runtime: host.RuntimeOptions{IdleTimeout: time.Second}})
+	_, err := h.Reconcile(t.Context(), "ns", "a")
+	require.NoError(t, err)
+	require.Eventually(t, clk.HasWaiters, time.Minute, time.Millisecond)
+	clk.Step(3 * time.Second)
+	require.Eventually(t, func() bool { return h.Module.Instances() == 0 }, time.Minute, time.Millisecond)
+}
+
+// TestIdleEvictionRacesAcquire closes idle instances while reconciles
+// acquire and release them (run with -race): no reconcile ever gets a
+// closed instance, and once the work stops the pool goes to zero.
+func TestIdleEvictionRacesAcquire(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	const workers = 4
+	h := run(t, script{}, wasmtest.Options{Module: host.ModuleOptions{IdleTimeout: time.Millisecond, Concurrency: workers, Clock: clk}})
+	stop := make(chan struct{})
+	var stepper sync.WaitGroup
+	stepper.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				clk.Step(time.Millisecond) // makes every idle instance stale and fires the reaper
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range 25 {
+				_, err := h.Reconcile(t.Context(), "ns", "a")
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	stepper.Wait()
+	assert.LessOrEqual(t, h.Module.Instances(), workers)
+	assert.Positive(t, h.Module.IdleClosed(), "the reaper and acquire closed idle instances meanwhile")
+	clk.Step(time.Second)
+	require.Eventually(t, func() bool {
+		clk.Step(time.Millisecond)
+		return h.Module.Instances() == 0
+	}, time.Minute, time.Millisecond)
+	assert.Equal(t, 0.0, testutil.ToFloat64(h.Metrics.Instances.WithLabelValues("test")))
 }
 
 func TestReconcileResults(t *testing.T) {

@@ -52,6 +52,10 @@ type RuntimeOptions struct {
 	// holds a CPU core and its memory until the process restarts. Set it only
 	// for modules trusted as much as the engine itself. Defaults to false.
 	TrustedGuests bool
+	// IdleTimeout is the ModuleOptions.IdleTimeout of modules that set none:
+	// how long an unused instance is kept before it is closed. Defaults to
+	// DefaultIdleTimeout (1m).
+	IdleTimeout time.Duration
 }
 
 // Compilation cache subdirectories of RuntimeOptions.CacheDir, one per loop
@@ -118,6 +122,9 @@ func newRuntime(ctx context.Context, opts RuntimeOptions, versions []*abiVersion
 	abis, err := newABITable(versions)
 	if err != nil {
 		return nil, err
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
 	}
 	if opts.MaxMessageSize <= 0 {
 		opts.MaxMessageSize = DefaultMaxMessageSize

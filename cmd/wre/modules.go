@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/dynamic"
@@ -29,6 +30,7 @@ var moduleFlags struct {
 	trusted   bool
 	limits    modules.Limits // ceilings set by flags; zero: the policy file's, else modules.DefaultLimits'
 	memoSize  int
+	idle      time.Duration
 }
 
 func init() {
@@ -40,6 +42,7 @@ func init() {
 			fs.Int64Var(&moduleFlags.maxBytes, "max-module-bytes", modules.DefaultMaxWasmBytes, "largest uncompressed wasm module accepted")
 			moduleFlags.limits.RegisterFlags(fs)
 			fs.IntVar(&moduleFlags.memoSize, "memo-entries", memo.DefaultSize, "read sets each module with memoize: true keeps to skip unchanged reconciles; the least recently used are evicted (see docs/operations.md)")
+			fs.DurationVar(&moduleFlags.idle, "idle-timeout", host.DefaultIdleTimeout, "close a module's instances after they stay unused this long, so an idle module holds no instance; the next reconcile creates one again")
 			fs.BoolVar(&moduleFlags.trusted, "trusted-guests", false, "run modules without loop checks: Go guests use 3-4x less CPU, but a timeout no longer stops one that loops without calling the host (see docs/operations.md); only for modules you trust")
 		},
 		setup: setupModules,
@@ -74,7 +77,7 @@ func setupModules(ctx context.Context, mgr *manager.Manager, background *sync.Wa
 	if err != nil {
 		return fmt.Errorf("module registry: %w", err)
 	}
-	rt, err := host.NewRuntime(ctx, host.RuntimeOptions{CacheDir: moduleFlags.cacheDir, TrustedGuests: moduleFlags.trusted, Metrics: hostMetrics, Logger: log.WithName("host")})
+	rt, err := host.NewRuntime(ctx, host.RuntimeOptions{CacheDir: moduleFlags.cacheDir, TrustedGuests: moduleFlags.trusted, IdleTimeout: moduleFlags.idle, Metrics: hostMetrics, Logger: log.WithName("host")})
 	if err != nil {
 		return fmt.Errorf("module registry: %w", err)
 	}

@@ -167,7 +167,7 @@ func TestStatusTable(t *testing.T) {
 			return
 		}
 		_ = json.NewEncoder(w).Encode([]registry.Status{
-			{Name: "a", Digest: "sha256:0123456789abcdef0123", ABI: "v1", State: registry.StateLoaded, LoadedAt: &loaded, Instances: 2, Reconciles: 7, ReconcileErrors: 1},
+			{Name: "a", Digest: "sha256:0123456789abcdef0123", ABI: "v1", State: registry.StateLoaded, LoadedAt: &loaded, Instances: 2, IdleClosed: 5, Reconciles: 7, ReconcileErrors: 1},
 			{Name: "b", State: registry.StateLoadFailed, LastError: "CompileFailed: boom"},
 			{Name: "c", Digest: "sha256:0123456789abcdef0123", ABI: "v2", State: registry.StateLoadFailed, LoadedAt: &loaded, LastError: "InvalidPackage: digest"},
 		})
@@ -177,9 +177,9 @@ func TestStatusTable(t *testing.T) {
 	require.Equal(t, exitOK, code, stderr)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 4)
-	assert.Regexp(t, `^NAME\s+PHASE\s+DIGEST\s+ABI\s+INSTANCES\s+RECONCILES\s+ERRORS\s+AGE\s+LAST ERROR$`, lines[0])
-	assert.Regexp(t, `^a\s+Ready\s+sha256:0123456789ab\s+v1\s+2\s+7\s+1\s+1m3\ds\s+-$`, lines[1])
-	assert.Regexp(t, `^b\s+Failed\s+-\s+-\s+0\s+0\s+0\s+-\s+CompileFailed: boom$`, lines[2])
+	assert.Regexp(t, `^NAME\s+PHASE\s+DIGEST\s+ABI\s+INSTANCES\s+IDLE-CLOSED\s+RECONCILES\s+ERRORS\s+AGE\s+LAST ERROR$`, lines[0])
+	assert.Regexp(t, `^a\s+Ready\s+sha256:0123456789ab\s+v1\s+2\s+5\s+7\s+1\s+1m3\ds\s+-$`, lines[1])
+	assert.Regexp(t, `^b\s+Failed\s+-\s+-\s+0\s+0\s+0\s+0\s+-\s+CompileFailed: boom$`, lines[2])
 	assert.Regexp(t, `^c\s+Degraded\s+sha256:0123456789ab\s+v2\s+.*InvalidPackage: digest$`, lines[3], "an older version still serves")
 
 	code, _, stderr = wre(t, "status", "--url", srv.URL+"/nothing")

@@ -96,7 +96,7 @@ func (f statusFlags) client() (*http.Client, error) {
 // references (sha256: and 12 hex digits).
 func printStatus(w io.Writer, statuses []registry.Status, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPHASE\tDIGEST\tABI\tINSTANCES\tRECONCILES\tERRORS\tAGE\tLAST ERROR")
+	fmt.Fprintln(tw, "NAME\tPHASE\tDIGEST\tABI\tINSTANCES\tIDLE-CLOSED\tRECONCILES\tERRORS\tAGE\tLAST ERROR")
 	for _, s := range statuses {
 		digest, age := "-", "-"
 		if s.Digest != "" {
@@ -109,7 +109,7 @@ func printStatus(w io.Writer, statuses []registry.Status, now time.Time) {
 		if lastErr == "" {
 			lastErr = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.Name, modulestatus.Phase(s), digest, orDash(s.ABI), s.Instances, s.Reconciles, s.ReconcileErrors, age, lastErr)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", s.Name, modulestatus.Phase(s), digest, orDash(s.ABI), s.Instances, s.IdleClosed, s.Reconciles, s.ReconcileErrors, age, lastErr)
 	}
 	_ = tw.Flush()
 }

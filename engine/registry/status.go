@@ -25,8 +25,12 @@ type Status struct {
 	LastError string `json:"lastError,omitempty"`
 	// LoadedAt is when the running version started serving.
 	LoadedAt *time.Time `json:"loadedAt,omitempty"`
-	// Instances is the number of live wasm instances of the running version.
+	// Instances is the number of live wasm instances of the running version:
+	// zero while the module has been idle (host.ModuleOptions.IdleTimeout).
 	Instances int `json:"instances"`
+	// IdleClosed counts the instances of the running version closed because
+	// they stayed unused for the idle timeout.
+	IdleClosed int64 `json:"idleClosed"`
 	// Reconciles counts the module's reconciles since it was first loaded,
 	// across versions; ReconcileErrors those that failed.
 	Reconciles      int64 `json:"reconciles"`
@@ -48,7 +52,7 @@ func (r *Registry) Statuses() []Status {
 			v := e.slot.version()
 			loaded := e.loadedAt
 			s.Digest, s.ABI, s.LoadedAt = v.digest, v.abi, &loaded
-			s.Instances = v.module.Instances()
+			s.Instances, s.IdleClosed = v.module.Instances(), v.module.IdleClosed()
 			s.Reconciles, s.ReconcileErrors = e.slot.reconciles.Load(), e.slot.errors.Load()
 			if v.memo != nil {
 				s.Skipped = v.memo.Skipped()
