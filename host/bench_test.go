@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	goruntime "runtime"
-	"runtime/debug"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/wre-dev/wre/host"
 	"github.com/wre-dev/wre/host/wasmtest"
 	"github.com/wre-dev/wre/test/benchcpu"
+	"github.com/wre-dev/wre/test/benchmem"
 )
 
 // Run all with:
@@ -186,7 +185,7 @@ func BenchmarkInstances(b *testing.B) {
 	ctx := b.Context()
 	var heap, rss float64
 	for b.Loop() {
-		heap0, rss0 := footprint()
+		heap0, rss0 := benchmem.Footprint()
 		mods := make([]*host.Module, instancesHeld)
 		for i := range mods {
 			m, err := h.Runtime.NewModule(ctx, h.Compiled, host.ModuleOptions{Name: fmt.Sprintf("held-%d", i), Client: h.Client, Primary: configMaps, PrimaryKind: "ConfigMap"})
@@ -198,7 +197,7 @@ func BenchmarkInstances(b *testing.B) {
 			}
 			mods[i] = m
 		}
-		heap1, rss1 := footprint()
+		heap1, rss1 := benchmem.Footprint()
 		heap, rss = float64(heap1-heap0)/instancesHeld, float64(rss1-rss0)/instancesHeld
 		for _, m := range mods {
 			if err := m.Close(ctx); err != nil {
@@ -208,21 +207,6 @@ func BenchmarkInstances(b *testing.B) {
 	}
 	b.ReportMetric(heap/(1<<20), "heap-MiB/instance")
 	b.ReportMetric(rss/(1<<20), "rss-MiB/instance")
-}
-
-// footprint returns the Go heap in use and the resident set size (0 where
-// /proc is missing), after a GC that returns freed memory to the OS.
-func footprint() (heap, rss int64) {
-	debug.FreeOSMemory()
-	var ms goruntime.MemStats
-	goruntime.ReadMemStats(&ms)
-	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
-		var size, resident int64
-		if _, err := fmt.Sscan(string(b), &size, &resident); err == nil {
-			rss = resident * int64(os.Getpagesize())
-		}
-	}
-	return int64(ms.HeapInuse), rss
 }
 
 // BenchmarkCompile compiles the script guest (3.4 MB) in a new runtime per op:

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/utils/ptr"
 
 	"github.com/wre-dev/wre/engine/modules"
@@ -29,6 +30,7 @@ import (
 	"github.com/wre-dev/wre/host"
 	"github.com/wre-dev/wre/host/wasmtest"
 	"github.com/wre-dev/wre/test/benchcpu"
+	"github.com/wre-dev/wre/test/benchmem"
 )
 
 // BenchmarkStatusSync compares a reconcile of an in-sync Widget (one cached
@@ -361,7 +363,8 @@ func deployment() *appsv1.Deployment {
 // (13.9 MB of wasm): compiling it in a new runtime with an empty compilation
 // cache (cache=cold) and with a warm one (cache=warm), and starting one
 // instance (instantiate: create it, run _initialize and a first reconcile,
-// close it), reporting the instance's linear memory.
+// close it), reporting the instance's linear memory; module reports what a
+// loaded module holds before any instance (compiled code and host state).
 func BenchmarkLifecycle(b *testing.B) {
 	raw, err := os.ReadFile("status-sync/module.yaml")
 	require.NoError(b, err)
@@ -387,6 +390,31 @@ func BenchmarkLifecycle(b *testing.B) {
 		for b.Loop() {
 			compile(b, dir)
 		}
+	})
+	b.Run("module", func(b *testing.B) {
+		// What a loaded module holds before any instance: its compiled code
+		// (loaded from a warm cache) and the host's state of the Module.
+		dir := b.TempDir()
+		compile(b, dir)
+		ctx := context.Background()
+		var heap, rss float64
+		for b.Loop() {
+			rt, err := host.NewRuntime(ctx, host.RuntimeOptions{CacheDir: dir})
+			require.NoError(b, err)
+			heap0, rss0 := benchmem.Footprint()
+			compiled, err := rt.Compile(ctx, m.Name, wasm)
+			require.NoError(b, err)
+			opts := m.ModuleOptions()
+			opts.Client = dynamicfake.NewSimpleDynamicClient(runtime.NewScheme())
+			mod, err := rt.NewModule(ctx, compiled, opts)
+			require.NoError(b, err)
+			heap1, rss1 := benchmem.Footprint()
+			heap, rss = float64(heap1-heap0), float64(rss1-rss0)
+			require.NoError(b, mod.Close(ctx))
+			require.NoError(b, rt.Close(ctx))
+		}
+		b.ReportMetric(heap/(1<<20), "heap-MiB/module")
+		b.ReportMetric(rss/(1<<20), "rss-MiB/module")
 	})
 	b.Run("instantiate", func(b *testing.B) {
 		h := run(b, "status-sync", wasmtest.Options{ListKinds: map[schema.GroupVersionResource]string{statussync.GVR: "WidgetList"}})

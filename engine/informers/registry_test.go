@@ -77,7 +77,7 @@ func (m *resettingMapper) Reset() {
 }
 
 // testOptions returns fake clients holding defaultObjects and two widgets.
-func testOptions(t *testing.T) (Options, *resettingMapper) {
+func testOptions(t testing.TB) (Options, *resettingMapper) {
 	t.Helper()
 	mapper := &resettingMapper{DefaultRESTMapper: meta.NewDefaultRESTMapper(nil)}
 	mapper.Add(configMapGVK, meta.RESTScopeNamespace)
