@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	kinformers "k8s.io/client-go/informers"
@@ -294,21 +291,14 @@ func (e *loadError) Unwrap() error { return e.err }
 // wasm: the compressed and the decompressed wasm live only while a version
 // loads, and afterwards the registry keeps its manifest and digest alone.
 func (r *Registry) sync(ctx context.Context, name string) error {
-	list, err := r.opts.Client.CoreV1().ConfigMaps(r.opts.Namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.SelectorFromSet(labels.Set{modules.LabelModule: name}).String(),
-	})
+	cms, err := r.parts(ctx, name)
 	if err != nil {
-		return fmt.Errorf("list the ConfigMaps of module %q: %w", name, err)
-	}
-	cms := make([]*corev1.ConfigMap, len(list.Items))
-	for i := range list.Items {
-		cms[i] = &list.Items[i]
+		return err
 	}
 	if len(cms) == 0 {
 		r.unload(ctx, name)
 		return nil
 	}
-	slices.SortFunc(cms, func(a, b *corev1.ConfigMap) int { return strings.Compare(a.Name, b.Name) })
 	e := r.entry(name)
 	set := setKey(cms)
 	if e.failedSet == set {
@@ -355,26 +345,6 @@ func (r *Registry) sync(ctx context.Context, name string) error {
 	r.opts.Recorder.Event(target(cms), corev1.EventTypeNormal, ReasonLoaded, msg)
 	r.log.Info("Loaded module", "module", name, "digest", m.Digest, "abi", m.ABI, "took", took, "replaced", prev != nil)
 	return nil
-}
-
-// setKey identifies a set of ConfigMap versions.
-func setKey(cms []*corev1.ConfigMap) string {
-	var b strings.Builder
-	for _, cm := range cms {
-		fmt.Fprintf(&b, "%s@%s/%s;", cm.Name, cm.ResourceVersion, cm.UID)
-	}
-	return b.String()
-}
-
-// target is the ConfigMap that carries the events of a module: part 0 when
-// there is one, else the first.
-func target(cms []*corev1.ConfigMap) *corev1.ConfigMap {
-	for _, cm := range cms {
-		if cm.Annotations[modules.AnnotationPart] == "0" {
-			return cm
-		}
-	}
-	return cms[0]
 }
 
 // fail reports a failed attempt; the running version, if any, keeps running.
