@@ -10,9 +10,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/guest-sdk/abi"
 	"github.com/wre-dev/wre/guest-sdk/abi/flat"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 // abiV2 is the projected, single-entry data path (docs/abi.md §10): the

@@ -8,8 +8,8 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 
-	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/guest-sdk/abi"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 // abiMarkerPrefix starts every ABI version marker export.

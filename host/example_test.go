@@ -10,9 +10,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 
-	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/guest-sdk/abi"
 	"github.com/wre-dev/wre/host"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 // A module goes from bytes to a reconcile.Reconciler in three steps: compile

@@ -10,8 +10,8 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 
-	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/guest-sdk/abi"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 // SetTrapEventTimeout shortens how long m waits for the reconciled object

@@ -18,9 +18,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/guest-sdk/abi"
 	"github.com/wre-dev/wre/host"
+	"github.com/wre-dev/wre/host/reconcile"
 	"github.com/wre-dev/wre/host/wasmtest"
 )
 

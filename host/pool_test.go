@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/guest-sdk/abi"
 	"github.com/wre-dev/wre/host"
+	"github.com/wre-dev/wre/host/reconcile"
 	"github.com/wre-dev/wre/host/wasmtest"
 )
 

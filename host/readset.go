@@ -14,9 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/guest-sdk/abi"
 	"github.com/wre-dev/wre/guest-sdk/abi/flat"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 // ReadSet is what one reconcile read through the ABI, each read with a

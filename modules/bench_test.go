@@ -26,8 +26,8 @@ import (
 
 	"github.com/wre-dev/wre/engine/modules"
 	"github.com/wre-dev/wre/engine/native/statussync"
-	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/host"
+	"github.com/wre-dev/wre/host/reconcile"
 	"github.com/wre-dev/wre/host/wasmtest"
 	"github.com/wre-dev/wre/test/benchcpu"
 	"github.com/wre-dev/wre/test/benchmem"

@@ -22,8 +22,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/wre-dev/wre/engine/modules"
-	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/host/fixture"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 // testCase is one document of a case file.

@@ -15,9 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
-	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/host"
 	"github.com/wre-dev/wre/host/fixture"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 // caseReport is what running a case produced and what failed in it.

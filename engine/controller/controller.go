@@ -15,7 +15,7 @@ import (
 
 	"github.com/wre-dev/wre/engine/metrics"
 	"github.com/wre-dev/wre/engine/queue"
-	"github.com/wre-dev/wre/engine/reconcile"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 // DefaultReconcileTimeout is the ReconcileTimeout used when Options leaves it 0.

@@ -24,7 +24,7 @@ import (
 	"github.com/wre-dev/wre/engine/metrics"
 	"github.com/wre-dev/wre/engine/metrics/metricstest"
 	"github.com/wre-dev/wre/engine/queue"
-	"github.com/wre-dev/wre/engine/reconcile"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

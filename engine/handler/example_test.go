@@ -9,7 +9,7 @@ import (
 
 	"github.com/wre-dev/wre/engine/handler"
 	"github.com/wre-dev/wre/engine/queue"
-	"github.com/wre-dev/wre/engine/reconcile"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 // printQueue prints what it is given instead of queueing it.

@@ -17,7 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/wre-dev/wre/engine/queue"
-	"github.com/wre-dev/wre/engine/reconcile"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 // added is one AddWithPriority call.

@@ -29,7 +29,7 @@ import (
 	"github.com/wre-dev/wre/engine/informers"
 	"github.com/wre-dev/wre/engine/metrics/metricstest"
 	"github.com/wre-dev/wre/engine/queue"
-	"github.com/wre-dev/wre/engine/reconcile"
+	"github.com/wre-dev/wre/host/reconcile"
 	"github.com/wre-dev/wre/test/controlplane"
 )
 

@@ -17,7 +17,7 @@ import (
 	"github.com/wre-dev/wre/engine/handler"
 	"github.com/wre-dev/wre/engine/informers"
 	"github.com/wre-dev/wre/engine/queue"
-	"github.com/wre-dev/wre/engine/reconcile"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 // ControllerSpec describes a controller for AddController.

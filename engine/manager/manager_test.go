@@ -26,7 +26,7 @@ import (
 	"github.com/wre-dev/wre/engine/manager"
 	"github.com/wre-dev/wre/engine/metrics/metricstest"
 	"github.com/wre-dev/wre/engine/native/statussync"
-	"github.com/wre-dev/wre/engine/reconcile"
+	"github.com/wre-dev/wre/host/reconcile"
 	"github.com/wre-dev/wre/test/controlplane"
 )
 

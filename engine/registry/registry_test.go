@@ -29,9 +29,9 @@ import (
 
 	"github.com/wre-dev/wre/engine/manager"
 	"github.com/wre-dev/wre/engine/modules"
-	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/engine/registry"
 	"github.com/wre-dev/wre/host"
+	"github.com/wre-dev/wre/host/reconcile"
 	"github.com/wre-dev/wre/host/wasmtest"
 	"github.com/wre-dev/wre/test/controlplane"
 )

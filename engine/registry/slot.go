@@ -8,8 +8,8 @@ import (
 
 	"github.com/wre-dev/wre/engine/memo"
 	"github.com/wre-dev/wre/engine/modules"
-	"github.com/wre-dev/wre/engine/reconcile"
 	"github.com/wre-dev/wre/host"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 // version is one loaded version of a module: its compiled code and the

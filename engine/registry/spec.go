@@ -8,7 +8,7 @@ import (
 	"github.com/wre-dev/wre/engine/handler"
 	"github.com/wre-dev/wre/engine/manager"
 	"github.com/wre-dev/wre/engine/modules"
-	"github.com/wre-dev/wre/engine/reconcile"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 // controllerSpec is the controller of module m, reconciling through r, with

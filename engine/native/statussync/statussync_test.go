@@ -15,7 +15,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/wre-dev/wre/engine/native/statussync"
-	"github.com/wre-dev/wre/engine/reconcile"
+	"github.com/wre-dev/wre/host/reconcile"
 )
 
 // getter is a one-object cache.

@@ -7,4 +7,8 @@
 //   - An error wins over a Result: a non-nil error is retried with rate-limited
 //     backoff unless it wraps TerminalError, in which case it is not retried.
 //   - Result.RequeueAfter > 0 schedules the same key again after that delay.
+//
+// Where it sits: at the bottom of the data flow, below both the engine (whose
+// controllers call Reconcilers) and the host (whose wasm modules are
+// Reconcilers), so that the host imports nothing under engine/.
 package reconcile
