@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,10 +58,20 @@ func TestDemo(t *testing.T) {
 	require.NotNil(t, got, "the demo came up")
 
 	text := out.String()
-	status := regexp.MustCompile(`(?m)^(status-sync|configmap-replicator|app-operator)\s+Ready\s+\S+\s+\S+\s+\d+\s+\d+\s+(\d+)\s`).FindAllStringSubmatch(text, -1)
-	require.Len(t, status, 3, "the first wre status shows the three modules loaded:\n%s", text)
-	for _, m := range status {
-		assert.Equal(t, "0", m[2], "%s: the first status shows no errors", m[1])
+	// The first wre status: read PHASE and ERRORS by the header's column
+	// names, so that a new column does not shift them.
+	header := regexp.MustCompile(`(?m)^NAME\s+PHASE\s.*$`).FindString(text)
+	require.NotEmpty(t, header, "the demo prints a wre status table:\n%s", text)
+	columns := strings.Fields(header)
+	errorsCol := slices.Index(columns, "ERRORS")
+	require.Positive(t, errorsCol, header)
+	rows := regexp.MustCompile(`(?m)^(status-sync|configmap-replicator|app-operator)\s.*$`).FindAllString(text, -1)
+	require.Len(t, rows, 3, "the first wre status shows the three modules:\n%s", text)
+	for _, row := range rows {
+		f := strings.Fields(row)
+		require.Greater(t, len(f), errorsCol, row)
+		assert.Equal(t, "Ready", f[1], "%s: loaded and serving", f[0])
+		assert.Equal(t, "0", f[errorsCol], "%s: the first status shows no errors", f[0])
 	}
 	assert.Contains(t, text, "What to try next")
 	assert.Contains(t, text, "wre status --url http://"+got.metricsAddr)
