@@ -170,7 +170,7 @@ func (p *Publisher) Sync(ctx context.Context) error {
 		if !existing[st.Name] {
 			delete(p.written, st.Name) // deleted by someone else: write it again
 		}
-		if err := p.publish(ctx, st); err != nil {
+		if err := p.publish(ctx, st, existing[st.Name]); err != nil {
 			errs = append(errs, fmt.Errorf("module %q: %w", st.Name, err))
 		}
 	}
@@ -182,8 +182,9 @@ func (p *Publisher) Sync(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// publish writes st's WreModule when its status changed since the last write.
-func (p *Publisher) publish(ctx context.Context, st registry.Status) error {
+// publish writes st's WreModule when its status changed since the last write:
+// the object itself only when it does not exist yet, then its status.
+func (p *Publisher) publish(ctx context.Context, st registry.Status, exists bool) error {
 	status := p.statusOf(st)
 	raw, err := json.Marshal(status)
 	if err != nil {
@@ -194,8 +195,10 @@ func (p *Publisher) publish(ctx context.Context, st registry.Status) error {
 	}
 	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
 	obj := p.object(st.Name)
-	if _, err := p.res.Apply(ctx, st.Name, obj, opts); err != nil {
-		return fmt.Errorf("apply %s: %w", GVR.GroupResource(), err)
+	if !exists {
+		if _, err := p.res.Apply(ctx, st.Name, obj, opts); err != nil {
+			return fmt.Errorf("apply %s: %w", GVR.GroupResource(), err)
+		}
 	}
 	obj.Object["status"] = status
 	if _, err := p.res.ApplyStatus(ctx, st.Name, obj, opts); err != nil {

@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -23,6 +22,7 @@ import (
 	"github.com/wre-dev/wre/engine/modulestatus"
 	"github.com/wre-dev/wre/engine/registry"
 	"github.com/wre-dev/wre/test/controlplane"
+	"github.com/wre-dev/wre/test/enginetest"
 )
 
 var cp *controlplane.ControlPlane
@@ -40,22 +40,7 @@ func installCRD(t *testing.T) {
 		require.NoError(t, err)
 		var crd apiextensionsv1.CustomResourceDefinition
 		require.NoError(t, yaml.UnmarshalStrict(raw, &crd))
-		client, err := apiextensions.NewForConfig(cp.Config())
-		require.NoError(t, err)
-		_, err = client.ApiextensionsV1().CustomResourceDefinitions().Create(t.Context(), &crd, metav1.CreateOptions{})
-		require.NoError(t, err)
-		require.Eventually(t, func() bool {
-			got, err := client.ApiextensionsV1().CustomResourceDefinitions().Get(t.Context(), crd.Name, metav1.GetOptions{})
-			if err != nil {
-				return false
-			}
-			for _, c := range got.Status.Conditions {
-				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-					return true
-				}
-			}
-			return false
-		}, time.Minute, 50*time.Millisecond, "CRD established")
+		require.NoError(t, enginetest.InstallCRD(t.Context(), cp.Config(), &crd))
 	})
 }
 
